@@ -1,0 +1,5 @@
+#pragma once
+/// @file
+/// The io layer of mixq: includes every public header of include/mixq/io/.
+
+#include "mixq/error.hpp"

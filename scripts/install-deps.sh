@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, exactly the Debian 12 packages mixq's build, tests, benchmarks and examples need
+# and that are missing. Quiet and idempotent when nothing is missing. Not root and something missing: prints
+# the command to run and exits 1.
+set -euo pipefail
+
+packages=(
+  cmake g++ clang libclang-rt-14-dev pkg-config
+  libeigen3-dev libgtest-dev googletest libbenchmark-dev zlib1g-dev nlohmann-json3-dev coinor-libcbc-dev
+  dataset-fashion-mnist
+  qemu-user g++-aarch64-linux-gnu
+)
+# The aarch64 cross build links zlib for arm64 from Debian's multiarch archive.
+arm64_packages=(zlib1g-dev:arm64)
+
+is_installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+missing=()
+for p in "${packages[@]}" "${arm64_packages[@]}"; do
+  is_installed "$p" || missing+=("$p")
+done
+need_arch=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  need_arch=1
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  echo "mixq needs these Debian packages: ${missing[*]}" >&2
+  echo "Run as root:" >&2
+  [ $need_arch -eq 1 ] && echo "  dpkg --add-architecture arm64" >&2
+  echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+if [ $need_arch -eq 1 ]; then
+  dpkg --add-architecture arm64
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for p in "${packages[@]}" "${arm64_packages[@]}"; do
+  is_installed "$p" || { echo "install-deps: $p is still missing after apt-get" >&2; exit 1; }
+done

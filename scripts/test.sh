@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every test in three stages, each in its own folder under build/:
+#   1. release   Release build, every ctest test (unit tests, packaging checks, examples' smoke tests)
+#   2. sanitize  ASan + UBSan build (-fno-sanitize-recover=all), the unit tests
+#   3. aarch64   cross build for 64-bit ARM, the unit tests under qemu-aarch64
+#   4. fuzz      (when tests/fuzz exists) the libFuzzer targets, 60 s each over their seed corpus
+# Stops at the first stage that fails. Prints one line per stage and a last line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${MIXQ_JOBS:-2}
+
+bash scripts/install-deps.sh || exit 1
+
+total_pass=0
+total_fail=0
+summary=()
+
+finish() {
+  echo
+  echo "== summary"
+  for line in "${summary[@]}"; do echo "$line"; done
+  echo "$total_pass passed, $total_fail failed"
+}
+
+# run_stage NAME BUILD_DIR CTEST_ARGS -- CMAKE_ARGS...
+run_stage() {
+  local name=$1 dir=$2 ctest_args=$3
+  shift 4
+  local log="$root/$dir/stage.log"
+  local t0=$SECONDS
+  mkdir -p "$dir"
+  echo "== stage $name: configure and build in $dir"
+  if ! cmake -S . -B "$dir" "$@" >"$log" 2>&1 || ! cmake --build "$dir" -j "$jobs" >>"$log" 2>&1; then
+    tail -n 60 "$log"
+    summary+=("$name: BUILD FAILED ($((SECONDS - t0)) s, log $dir/stage.log)")
+    total_fail=$((total_fail + 1))
+    finish
+    exit 1
+  fi
+  echo "== stage $name: ctest $ctest_args"
+  local out
+  # shellcheck disable=SC2086
+  out=$(cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 1200 $ctest_args 2>&1)
+  local rc=$?
+  echo "$out" | tail -n 200
+  local line passed failed totaln
+  line=$(echo "$out" | grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' | tail -n 1)
+  if [ -z "$line" ]; then
+    summary+=("$name: NO TESTS RAN ($((SECONDS - t0)) s)")
+    total_fail=$((total_fail + 1))
+    finish
+    exit 1
+  fi
+  failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
+  totaln=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/')
+  passed=$((totaln - failed))
+  total_pass=$((total_pass + passed))
+  total_fail=$((total_fail + failed))
+  summary+=("$name: $passed passed, $failed failed ($((SECONDS - t0)) s)")
+  if [ $rc -ne 0 ] || [ "$failed" -ne 0 ]; then
+    finish
+    exit 1
+  fi
+}
+
+run_stage release build/release "" -- \
+  -DCMAKE_BUILD_TYPE=Release
+
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+run_stage sanitize build/sanitize "-L unit" -- \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$san" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+  -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF
+
+run_stage aarch64 build/aarch64 "-L unit" -- \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake" \
+  -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF
+
+if [ -d tests/fuzz ]; then
+  run_stage fuzz build/fuzz "-L fuzz" -- \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DMIXQ_BUILD_FUZZERS=ON \
+    -DMIXQ_BUILD_TESTS=OFF -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF
+fi
+
+finish
+[ "$total_fail" -eq 0 ]
