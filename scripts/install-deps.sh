@@ -13,8 +13,17 @@ packages=(
 # The aarch64 cross build links zlib for arm64 from Debian's multiarch archive.
 arm64_packages=(zlib1g-dev:arm64)
 
+native_arch=$(dpkg --print-architecture)
+# With arm64 added as a foreign architecture, an unqualified name can match two packages: ask for the native
+# one first, then for an architecture-independent one.
 is_installed() {
-  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+  local name=$1 status
+  case "$name" in
+    *:*) status=$(dpkg-query -W -f='${Status}' "$name" 2>/dev/null) ;;
+    *) status=$(dpkg-query -W -f='${Status}' "$name:$native_arch" 2>/dev/null ||
+                dpkg-query -W -f='${Status}' "$name" 2>/dev/null) ;;
+  esac
+  [ "$status" = "install ok installed" ]
 }
 
 missing=()
