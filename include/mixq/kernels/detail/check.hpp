@@ -1,0 +1,74 @@
+#pragma once
+/// @file
+/// Argument checks shared by the public kernels. Every check runs before any output is written.
+
+#include "mixq/error.hpp"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+namespace mixq::kernels::detail {
+
+inline void check_size(const char* fn, const char* name, std::ptrdiff_t v) {
+  if (v < 0) mixq::detail::fail(fn, ": ", name, " must be >= 0, got ", v);
+}
+
+inline void check_positive(const char* fn, const char* name, std::ptrdiff_t v) {
+  if (v <= 0) mixq::detail::fail(fn, ": ", name, " must be > 0, got ", v);
+}
+
+inline void check_pointer(const char* fn, const char* name, const void* p, std::ptrdiff_t n) {
+  if (p == nullptr && n > 0) mixq::detail::fail(fn, ": ", name, " must not be null when n = ", n);
+}
+
+inline std::ptrdiff_t checked_product(const char* fn, std::ptrdiff_t a, std::ptrdiff_t b, std::ptrdiff_t c) {
+  std::ptrdiff_t ab = 0, abc = 0;
+  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc))
+    mixq::detail::fail(fn, ": size ", a, " x ", b, " x ", c, " overflows std::ptrdiff_t");
+  return abc;
+}
+
+inline void check_range(const char* fn, std::int32_t qmin, std::int32_t qmax) {
+  if (qmin >= qmax) mixq::detail::fail(fn, ": qmin must be < qmax, got qmin = ", qmin, ", qmax = ", qmax);
+}
+
+/// scale must be finite, > 0, and have a finite float reciprocal (scale >= about 2.94e-39).
+inline void check_scale(const char* fn, float scale, std::ptrdiff_t index = -1) {
+  const bool ok = std::isfinite(scale) && scale > 0.0f;
+  if (ok && std::isfinite(1.0f / scale)) return;
+  if (index < 0) {
+    if (!ok) mixq::detail::fail(fn, ": scale must be finite and > 0, got ", scale);
+    mixq::detail::fail(fn, ": scale must have a finite reciprocal 1/scale (scale >= 2.94e-39), got ", scale);
+  }
+  if (!ok) mixq::detail::fail(fn, ": scales[", index, "] must be finite and > 0, got ", scale);
+  mixq::detail::fail(fn, ": scales[", index, "] must have a finite reciprocal 1/scale (scale >= 2.94e-39), got ",
+                     scale);
+}
+
+inline void check_zero_point(const char* fn, std::int32_t zero_point, std::int32_t qmin, std::int32_t qmax,
+                             std::ptrdiff_t index = -1) {
+  if (zero_point >= qmin && zero_point <= qmax) return;
+  if (index < 0)
+    mixq::detail::fail(fn, ": zero_point must lie in [qmin, qmax] = [", qmin, ", ", qmax, "], got ", zero_point);
+  mixq::detail::fail(fn, ": zero_points[", index, "] must lie in [qmin, qmax] = [", qmin, ", ", qmax, "], got ",
+                     zero_point);
+}
+
+/// Checks count scales and zero points (zero_points may be null: all zero).
+inline void check_channel_params(const char* fn, const float* scales, const std::int32_t* zero_points,
+                                 std::ptrdiff_t count, std::int32_t qmin, std::int32_t qmax) {
+  check_pointer(fn, "scales", scales, count);
+  for (std::ptrdiff_t c = 0; c < count; ++c) check_scale(fn, scales[c], c);
+  if (zero_points == nullptr) {
+    check_zero_point(fn, 0, qmin, qmax);
+    return;
+  }
+  for (std::ptrdiff_t c = 0; c < count; ++c) check_zero_point(fn, zero_points[c], qmin, qmax, c);
+}
+
+inline void check_bits(const char* fn, int bits) {
+  if (bits < 1 || bits > 8) mixq::detail::fail(fn, ": bits must be in 1..8, got ", bits);
+}
+
+}  // namespace mixq::kernels::detail

@@ -1,0 +1,34 @@
+#pragma once
+/// @file
+/// The instruction sets mixq's kernels are written for, and their names.
+
+#include "mixq/error.hpp"
+
+#include <cstring>
+
+namespace mixq::kernels {
+
+/// An instruction set with its own kernel implementation. scalar is portable C++ and the reference;
+/// avx2 means AVX2 + FMA + BMI2; avx512 means AVX-512 F, BW, DQ and VL; neon is aarch64 Advanced SIMD.
+enum class Isa { scalar, avx2, avx512, neon };
+
+/// The lower-case name of an ISA ("scalar", "avx2", "avx512", "neon"), as MIXQ_FORCE_ISA spells it.
+inline const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    case Isa::neon: return "neon";
+  }
+  return "unknown";
+}
+
+/// The ISA named `name` (as isa_name() spells it). Throws mixq::error for an unknown name.
+inline Isa isa_from_name(const char* name) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
+    if (name != nullptr && std::strcmp(name, isa_name(isa)) == 0) return isa;
+  detail::fail("isa_from_name: name must be one of scalar, avx2, avx512, neon, got '",
+               name ? name : "(null)", "'");
+}
+
+}  // namespace mixq::kernels
