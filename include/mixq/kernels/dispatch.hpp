@@ -11,12 +11,8 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define MIXQ_KERNELS_X86 1
-#if __has_include("mixq/kernels/detail/avx2.hpp")
 #include "mixq/kernels/detail/avx2.hpp"
 #include "mixq/kernels/detail/avx512.hpp"
-#else
-#undef MIXQ_KERNELS_X86
-#endif
 #elif defined(__aarch64__) && defined(__ARM_NEON)
 #define MIXQ_KERNELS_NEON 1
 #include "mixq/kernels/detail/neon.hpp"

@@ -54,7 +54,8 @@ inline bool inside(float x, const Params& p) {
 }
 
 /// One element of the LSQ backward pass. term is dL/dscale / dy: (q - zero_point) - x * inv inside,
-/// lo below, hi above, 0 for NaN. inside and outside are both false for NaN.
+/// computed with one rounding as fma(-x, inv, r), lo below, hi above, 0 for NaN. inside and outside are
+/// both false for NaN.
 struct LsqElement {
   float term;
   bool inside;
@@ -64,7 +65,7 @@ struct LsqElement {
 inline LsqElement lsq_one(float x, const Params& p) {
   const float t = x * p.inv;
   const float r = round_even(t);
-  if (r >= p.lo && r <= p.hi) return {r - t, true, false};
+  if (r >= p.lo && r <= p.hi) return {std::fma(-x, p.inv, r), true, false};
   if (r < p.lo) return {p.lo, false, true};
   if (r > p.hi) return {p.hi, false, true};
   return {0.0f, false, false};

@@ -1,0 +1,367 @@
+#pragma once
+/// @file
+/// AVX2 + FMA + BMI2 kernels (8 floats per vector). Compiled with function target attributes, so no -march
+/// flag is needed; called only when CPUID reports the features. Same function set as scalar.hpp, and
+/// bit-identical to it for every elementwise output.
+
+#include "mixq/kernels/detail/scalar.hpp"
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#define MIXQ_TARGET_AVX2 __attribute__((target("avx2,fma,bmi2")))
+
+namespace mixq::kernels::detail {
+
+/// Output size in bytes from which SIMD kernels write with non-temporal (streaming) stores: far above the
+/// last-level cache, where they save the read-for-ownership of every output line. A hook for tests and
+/// benchmarks; set it before kernels run concurrently.
+inline std::ptrdiff_t& stream_bytes() {
+  static std::ptrdiff_t bytes = std::ptrdiff_t(48) << 20;
+  return bytes;
+}
+
+/// Masks for pext/pdep: the low `bits` bits of each of 8 bytes.
+inline std::uint64_t byte_lane_mask(int bits) {
+  return 0x0101010101010101ull * ((1ull << bits) - 1ull);
+}
+
+namespace avx2 {
+
+struct Vec {
+  __m256 scale, inv, lo, hi;
+};
+
+MIXQ_TARGET_AVX2 inline Vec broadcast(const Params& p) {
+  return {_mm256_set1_ps(p.scale), _mm256_set1_ps(p.inv), _mm256_set1_ps(p.lo), _mm256_set1_ps(p.hi)};
+}
+
+MIXQ_TARGET_AVX2 inline __m256 round_even(__m256 t) {
+  return _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// clamp keeping NaN and keeping r on ties: max(lo, r) returns r unless lo > r; min(hi, c) returns c
+// unless hi < c (x86 min/max return the second operand for NaN and equal values), as scalar clamp_nan.
+MIXQ_TARGET_AVX2 inline __m256 clamp_nan(__m256 r, const Vec& v) {
+  return _mm256_min_ps(v.hi, _mm256_max_ps(v.lo, r));
+}
+
+MIXQ_TARGET_AVX2 inline __m256 fake_quant_vec(__m256 x, const Vec& v) {
+  const __m256 c = clamp_nan(round_even(_mm256_mul_ps(x, v.inv)), v);
+  return _mm256_mul_ps(_mm256_add_ps(c, _mm256_setzero_ps()), v.scale);
+}
+
+MIXQ_TARGET_AVX2 inline __m256 inside_mask(__m256 x, const Vec& v) {
+  const __m256 r = round_even(_mm256_mul_ps(x, v.inv));
+  return _mm256_and_ps(_mm256_cmp_ps(r, v.lo, _CMP_GE_OQ), _mm256_cmp_ps(r, v.hi, _CMP_LE_OQ));
+}
+
+MIXQ_TARGET_AVX2 inline __m256i tail_mask(std::ptrdiff_t m) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)), idx);
+}
+
+MIXQ_TARGET_AVX2 inline void fake_quant(const float* x, float* y, std::ptrdiff_t n, const Params& p) {
+  const Vec v = broadcast(p);
+  std::ptrdiff_t i = 0;
+  if (n * std::ptrdiff_t(sizeof(float)) >= stream_bytes()) {
+    const std::ptrdiff_t head = ((32 - (reinterpret_cast<std::uintptr_t>(y) & 31)) & 31) / 4;
+    if (head > 0 && (reinterpret_cast<std::uintptr_t>(y) & 3) == 0) {
+      const __m256i m = tail_mask(head);
+      _mm256_maskstore_ps(y, m, fake_quant_vec(_mm256_maskload_ps(x, m), v));
+      i = head;
+    }
+    if ((reinterpret_cast<std::uintptr_t>(y + i) & 31) == 0) {
+      for (; i + 32 <= n; i += 32) {
+        const __m256 a = fake_quant_vec(_mm256_loadu_ps(x + i), v);
+        const __m256 b = fake_quant_vec(_mm256_loadu_ps(x + i + 8), v);
+        const __m256 c = fake_quant_vec(_mm256_loadu_ps(x + i + 16), v);
+        const __m256 d = fake_quant_vec(_mm256_loadu_ps(x + i + 24), v);
+        _mm256_stream_ps(y + i, a);
+        _mm256_stream_ps(y + i + 8, b);
+        _mm256_stream_ps(y + i + 16, c);
+        _mm256_stream_ps(y + i + 24, d);
+      }
+      _mm_sfence();
+    }
+  }
+  for (; i + 32 <= n; i += 32) {
+    const __m256 a = fake_quant_vec(_mm256_loadu_ps(x + i), v);
+    const __m256 b = fake_quant_vec(_mm256_loadu_ps(x + i + 8), v);
+    const __m256 c = fake_quant_vec(_mm256_loadu_ps(x + i + 16), v);
+    const __m256 d = fake_quant_vec(_mm256_loadu_ps(x + i + 24), v);
+    _mm256_storeu_ps(y + i, a);
+    _mm256_storeu_ps(y + i + 8, b);
+    _mm256_storeu_ps(y + i + 16, c);
+    _mm256_storeu_ps(y + i + 24, d);
+  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, fake_quant_vec(_mm256_loadu_ps(x + i), v));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, fake_quant_vec(_mm256_maskload_ps(x + i, m), v));
+  }
+}
+
+MIXQ_TARGET_AVX2 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                 const Params& p) {
+  const Vec v = broadcast(p);
+  std::ptrdiff_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i), v), _mm256_loadu_ps(dy + i));
+    const __m256 b = _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i + 8), v), _mm256_loadu_ps(dy + i + 8));
+    _mm256_storeu_ps(dx + i, a);
+    _mm256_storeu_ps(dx + i + 8, b);
+  }
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dx + i, _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i), v), _mm256_loadu_ps(dy + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 r = _mm256_and_ps(inside_mask(_mm256_maskload_ps(x + i, m), v), _mm256_maskload_ps(dy + i, m));
+    _mm256_maskstore_ps(dx + i, m, r);
+  }
+}
+
+// Sum of products of 8 float pairs into two double accumulators (exact products, one rounding per add).
+MIXQ_TARGET_AVX2 inline void accumulate_products(__m256 a, __m256 b, __m256d* lo, __m256d* hi) {
+  *lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_castps256_ps128(b)),
+                        *lo);
+  *hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)),
+                        *hi);
+}
+
+MIXQ_TARGET_AVX2 inline void accumulate(__m256 a, __m256d* lo, __m256d* hi) {
+  *lo = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), *lo);
+  *hi = _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), *hi);
+}
+
+MIXQ_TARGET_AVX2 inline double horizontal_sum(__m256d a) {
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// One vector of the LSQ pass: returns dx, accumulates dy * term and the outside dy.
+MIXQ_TARGET_AVX2 inline __m256 lsq_vec(__m256 x, __m256 g, const Vec& v, __m256d acc[4]) {
+  const __m256 r = round_even(_mm256_mul_ps(x, v.inv));
+  const __m256 below = _mm256_cmp_ps(r, v.lo, _CMP_LT_OQ);
+  const __m256 above = _mm256_cmp_ps(r, v.hi, _CMP_GT_OQ);
+  const __m256 in = _mm256_and_ps(_mm256_cmp_ps(r, v.lo, _CMP_GE_OQ), _mm256_cmp_ps(r, v.hi, _CMP_LE_OQ));
+  const __m256 term_in = _mm256_fnmadd_ps(x, v.inv, r);
+  const __m256 term = _mm256_or_ps(_mm256_and_ps(in, term_in),
+                                   _mm256_or_ps(_mm256_and_ps(below, v.lo), _mm256_and_ps(above, v.hi)));
+  accumulate_products(g, term, &acc[0], &acc[1]);
+  accumulate(_mm256_and_ps(_mm256_or_ps(below, above), g), &acc[2], &acc[3]);
+  return _mm256_and_ps(in, g);
+}
+
+MIXQ_TARGET_AVX2 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                          const Params& p, double* d_scale, double* dy_outside) {
+  const Vec v = broadcast(p);
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  __m256d acc2[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  std::ptrdiff_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = lsq_vec(_mm256_loadu_ps(x + i), _mm256_loadu_ps(dy + i), v, acc);
+    const __m256 b = lsq_vec(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(dy + i + 8), v, acc2);
+    _mm256_storeu_ps(dx + i, a);
+    _mm256_storeu_ps(dx + i + 8, b);
+  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, lsq_vec(_mm256_loadu_ps(x + i), _mm256_loadu_ps(dy + i), v, acc));
+  if (i < n) {
+    // Masked-out lanes load x = 0 and dy = 0: inside (zero_point lies in [qmin, qmax]), contributing 0.
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(dx + i, m, lsq_vec(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(dy + i, m), v, acc));
+  }
+  *d_scale += horizontal_sum(_mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc2[0], acc2[1])));
+  *dy_outside += horizontal_sum(_mm256_add_pd(_mm256_add_pd(acc[2], acc[3]), _mm256_add_pd(acc2[2], acc2[3])));
+}
+
+MIXQ_TARGET_AVX2 inline void fake_quant_channels(const float* x, float* y, std::ptrdiff_t outer,
+                                                 std::ptrdiff_t channels, std::ptrdiff_t inner, const float* scales,
+                                                 const std::int32_t* zero_points, std::int32_t qmin,
+                                                 std::int32_t qmax) {
+  for (std::ptrdiff_t o = 0; o < outer; ++o)
+    for (std::ptrdiff_t c = 0; c < channels; ++c) {
+      const std::ptrdiff_t off = (o * channels + c) * inner;
+      fake_quant(x + off, y + off, inner, params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+    }
+}
+
+MIXQ_TARGET_AVX2 inline void fake_quant_backward_channels(const float* x, const float* dy, float* dx,
+                                                          std::ptrdiff_t outer, std::ptrdiff_t channels,
+                                                          std::ptrdiff_t inner, const float* scales,
+                                                          const std::int32_t* zero_points, std::int32_t qmin,
+                                                          std::int32_t qmax) {
+  for (std::ptrdiff_t o = 0; o < outer; ++o)
+    for (std::ptrdiff_t c = 0; c < channels; ++c) {
+      const std::ptrdiff_t off = (o * channels + c) * inner;
+      fake_quant_backward(x + off, dy + off, dx + off, inner,
+                          params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+    }
+}
+
+MIXQ_TARGET_AVX2 inline void lsq_backward_channels(const float* x, const float* dy, float* dx, std::ptrdiff_t outer,
+                                                   std::ptrdiff_t channels, std::ptrdiff_t inner,
+                                                   const float* scales, const std::int32_t* zero_points,
+                                                   std::int32_t qmin, std::int32_t qmax, double* d_scale,
+                                                   double* dy_outside) {
+  double unused = 0.0;
+  for (std::ptrdiff_t o = 0; o < outer; ++o)
+    for (std::ptrdiff_t c = 0; c < channels; ++c) {
+      const std::ptrdiff_t off = (o * channels + c) * inner;
+      lsq_backward(x + off, dy + off, dx + off, inner,
+                   params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax), d_scale + c,
+                   dy_outside ? dy_outside + c : &unused);
+    }
+}
+
+// Integer codes minus nothing: clamp(round(x * inv)) with NaN -> 0, converted to int32, plus zero point.
+MIXQ_TARGET_AVX2 inline __m256i code_vec(__m256 x, const Vec& v, __m256i zp) {
+  const __m256 c = clamp_nan(round_even(_mm256_mul_ps(x, v.inv)), v);
+  const __m256 ordered = _mm256_and_ps(c, _mm256_cmp_ps(c, c, _CMP_ORD_Q));
+  return _mm256_add_epi32(_mm256_cvtps_epi32(ordered), zp);
+}
+
+template <class Code>
+MIXQ_TARGET_AVX2 inline void quantize(const float* x, Code* q, std::ptrdiff_t n, const Params& p) {
+  const Vec v = broadcast(p);
+  const __m256i zp = _mm256_set1_epi32(p.zero_point);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  std::ptrdiff_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i a = code_vec(_mm256_loadu_ps(x + i), v, zp);
+    const __m256i b = code_vec(_mm256_loadu_ps(x + i + 8), v, zp);
+    const __m256i c = code_vec(_mm256_loadu_ps(x + i + 16), v, zp);
+    const __m256i d = code_vec(_mm256_loadu_ps(x + i + 24), v, zp);
+    const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    if constexpr (std::is_same_v<Code, std::int16_t>) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(ab, 0xD8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i + 16), _mm256_permute4x64_epi64(cd, 0xD8));
+    } else {
+      const __m256i bytes =
+          std::is_same_v<Code, std::uint8_t> ? _mm256_packus_epi16(ab, cd) : _mm256_packs_epi16(ab, cd);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(bytes, order));
+    }
+  }
+  if (i < n) {
+    alignas(32) float xb[32] = {};
+    alignas(32) Code qb[32];
+    std::memcpy(xb, x + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    quantize(xb, qb, 32, p);
+    std::memcpy(q + i, qb, static_cast<std::size_t>(n - i) * sizeof(Code));
+  }
+}
+
+template <class Code>
+MIXQ_TARGET_AVX2 inline __m256i load_codes(const Code* q) {
+  if constexpr (std::is_same_v<Code, std::int8_t>)
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
+  else if constexpr (std::is_same_v<Code, std::uint8_t>)
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
+  else
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+}
+
+template <class Code>
+MIXQ_TARGET_AVX2 inline void dequantize(const Code* q, float* y, std::ptrdiff_t n, float scale,
+                                        std::int32_t zero_point) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  std::ptrdiff_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i), zp)), s);
+    const __m256 b = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i + 8), zp)), s);
+    const __m256 c = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i + 16), zp)), s);
+    const __m256 d = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i + 24), zp)), s);
+    _mm256_storeu_ps(y + i, a);
+    _mm256_storeu_ps(y + i + 8, b);
+    _mm256_storeu_ps(y + i + 16, c);
+    _mm256_storeu_ps(y + i + 24, d);
+  }
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i), zp)), s));
+  if (i < n) {
+    alignas(32) Code qb[8] = {};
+    std::memcpy(qb, q + i, static_cast<std::size_t>(n - i) * sizeof(Code));
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(qb), zp)), s));
+  }
+}
+
+// min(x, m) returns m when x is NaN or x == m, as scalar `x < m ? x : m`.
+MIXQ_TARGET_AVX2 inline void minmax(const float* x, std::ptrdiff_t n, float* min, float* max) {
+  __m256 mn0 = _mm256_set1_ps(INFINITY), mn1 = mn0, mx0 = _mm256_set1_ps(-INFINITY), mx1 = mx0;
+  std::ptrdiff_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+    mn0 = _mm256_min_ps(a, mn0);
+    mx0 = _mm256_max_ps(a, mx0);
+    mn1 = _mm256_min_ps(b, mn1);
+    mx1 = _mm256_max_ps(b, mx1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_loadu_ps(x + i);
+    mn0 = _mm256_min_ps(a, mn0);
+    mx0 = _mm256_max_ps(a, mx0);
+  }
+  mn0 = _mm256_min_ps(mn1, mn0);
+  mx0 = _mm256_max_ps(mx1, mx0);
+  alignas(32) float lo[8], hi[8];
+  _mm256_store_ps(lo, mn0);
+  _mm256_store_ps(hi, mx0);
+  float a, b;
+  scalar::minmax(x + i, n - i, &a, &b);
+  for (int k = 0; k < 8; ++k) {
+    a = lo[k] < a ? lo[k] : a;
+    b = hi[k] > b ? hi[k] : b;
+  }
+  *min = a + 0.0f;
+  *max = b + 0.0f;
+}
+
+// 8 codes at a time: pext gathers the low `bits` bits of 8 bytes into bits bytes of the stream.
+MIXQ_TARGET_AVX2 inline void pack_bits(const std::uint8_t* codes, std::ptrdiff_t n, int bits, std::uint8_t* out) {
+  const std::uint64_t mask = byte_lane_mask(bits);
+  const std::ptrdiff_t blocks = n / 8;
+  // A block writes 8 bytes (bits of them valid) while at least 8 bytes of output remain.
+  const std::ptrdiff_t total = blocks * bits + (n % 8 * bits + 7) / 8;
+  std::ptrdiff_t b = 0;
+  for (; b < blocks && b * bits + 8 <= total; ++b) {
+    std::uint64_t w;
+    std::memcpy(&w, codes + b * 8, 8);
+    const std::uint64_t packed = _pext_u64(w, mask);
+    std::memcpy(out + b * bits, &packed, 8);
+  }
+  for (; b < blocks; ++b) {
+    std::uint64_t w;
+    std::memcpy(&w, codes + b * 8, 8);
+    const std::uint64_t packed = _pext_u64(w, mask);
+    std::memcpy(out + b * bits, &packed, static_cast<std::size_t>(bits));
+  }
+  scalar::pack_bits(codes + blocks * 8, n - blocks * 8, bits, out + blocks * bits);
+}
+
+MIXQ_TARGET_AVX2 inline void unpack_bits(const std::uint8_t* packed, std::ptrdiff_t n, int bits, std::uint8_t* codes,
+                                         bool sign_extend) {
+  const std::uint64_t mask = byte_lane_mask(bits);
+  const __m128i sign = _mm_set1_epi8(static_cast<char>(1 << (bits - 1)));
+  const std::ptrdiff_t blocks = n / 8;
+  const std::ptrdiff_t total = blocks * bits + (n % 8 * bits + 7) / 8;
+  for (std::ptrdiff_t b = 0; b < blocks; ++b) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, packed + b * bits, b * bits + 8 <= total ? 8 : static_cast<std::size_t>(bits));
+    std::uint64_t c = _pdep_u64(w, mask);
+    if (sign_extend) {
+      const __m128i s = _mm_cvtsi64_si128(static_cast<long long>(c));
+      c = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_sub_epi8(_mm_xor_si128(s, sign), sign)));
+    }
+    std::memcpy(codes + b * 8, &c, 8);
+  }
+  scalar::unpack_bits(packed + blocks * bits, n - blocks * 8, bits, codes + blocks * 8, sign_extend);
+}
+
+}  // namespace avx2
+}  // namespace mixq::kernels::detail

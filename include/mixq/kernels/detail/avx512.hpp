@@ -1,0 +1,318 @@
+#pragma once
+/// @file
+/// AVX-512 (F, BW, DQ, VL) kernels: 16 floats per vector, masked loads and stores for tails. Compiled with
+/// function target attributes (no -march needed); called only when CPUID reports the features. Same
+/// function set as scalar.hpp, bit-identical to it for every elementwise output. pack_bits/unpack_bits are
+/// the BMI2 ones of avx2.hpp (pext/pdep are the fastest packing primitive on both).
+
+#include "mixq/kernels/detail/avx2.hpp"
+#include "mixq/kernels/detail/scalar.hpp"
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#define MIXQ_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2")))
+
+// g++ 12 warns -Wmaybe-uninitialized about the `__Y = __Y` inside _mm512_undefined_ps(), which many
+// AVX-512 intrinsics use (GCC bug 105593, fixed in 13); the warning is spurious.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace mixq::kernels::detail::avx512 {
+
+struct Vec {
+  __m512 scale, inv, lo, hi;
+};
+
+MIXQ_TARGET_AVX512 inline Vec broadcast(const Params& p) {
+  return {_mm512_set1_ps(p.scale), _mm512_set1_ps(p.inv), _mm512_set1_ps(p.lo), _mm512_set1_ps(p.hi)};
+}
+
+MIXQ_TARGET_AVX512 inline __mmask16 tail_mask(std::ptrdiff_t m) {
+  return static_cast<__mmask16>((1u << m) - 1u);
+}
+
+MIXQ_TARGET_AVX512 inline __m512 round_even(__m512 t) {
+  return _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// x86 min/max return the second operand for NaN and equal values: scalar clamp_nan exactly.
+MIXQ_TARGET_AVX512 inline __m512 clamp_nan(__m512 r, const Vec& v) {
+  return _mm512_min_ps(v.hi, _mm512_max_ps(v.lo, r));
+}
+
+MIXQ_TARGET_AVX512 inline __m512 fake_quant_vec(__m512 x, const Vec& v) {
+  const __m512 c = clamp_nan(round_even(_mm512_mul_ps(x, v.inv)), v);
+  return _mm512_mul_ps(_mm512_add_ps(c, _mm512_setzero_ps()), v.scale);
+}
+
+MIXQ_TARGET_AVX512 inline __mmask16 inside_mask(__m512 x, const Vec& v) {
+  const __m512 r = round_even(_mm512_mul_ps(x, v.inv));
+  return _mm512_cmp_ps_mask(r, v.lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(r, v.hi, _CMP_LE_OQ);
+}
+
+MIXQ_TARGET_AVX512 inline void fake_quant(const float* x, float* y, std::ptrdiff_t n, const Params& p) {
+  const Vec v = broadcast(p);
+  std::ptrdiff_t i = 0;
+  if (n * std::ptrdiff_t(sizeof(float)) >= stream_bytes()) {
+    const std::ptrdiff_t head = ((64 - (reinterpret_cast<std::uintptr_t>(y) & 63)) & 63) / 4;
+    if (head > 0) {
+      const __mmask16 m = tail_mask(head);
+      _mm512_mask_storeu_ps(y, m, fake_quant_vec(_mm512_maskz_loadu_ps(m, x), v));
+      i = head;
+    }
+    if ((reinterpret_cast<std::uintptr_t>(y + i) & 63) == 0) {
+      for (; i + 64 <= n; i += 64) {
+        const __m512 a = fake_quant_vec(_mm512_loadu_ps(x + i), v);
+        const __m512 b = fake_quant_vec(_mm512_loadu_ps(x + i + 16), v);
+        const __m512 c = fake_quant_vec(_mm512_loadu_ps(x + i + 32), v);
+        const __m512 d = fake_quant_vec(_mm512_loadu_ps(x + i + 48), v);
+        _mm512_stream_ps(y + i, a);
+        _mm512_stream_ps(y + i + 16, b);
+        _mm512_stream_ps(y + i + 32, c);
+        _mm512_stream_ps(y + i + 48, d);
+      }
+      _mm_sfence();
+    }
+  }
+  for (; i + 64 <= n; i += 64) {
+    const __m512 a = fake_quant_vec(_mm512_loadu_ps(x + i), v);
+    const __m512 b = fake_quant_vec(_mm512_loadu_ps(x + i + 16), v);
+    const __m512 c = fake_quant_vec(_mm512_loadu_ps(x + i + 32), v);
+    const __m512 d = fake_quant_vec(_mm512_loadu_ps(x + i + 48), v);
+    _mm512_storeu_ps(y + i, a);
+    _mm512_storeu_ps(y + i + 16, b);
+    _mm512_storeu_ps(y + i + 32, c);
+    _mm512_storeu_ps(y + i + 48, d);
+  }
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, fake_quant_vec(_mm512_loadu_ps(x + i), v));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, fake_quant_vec(_mm512_maskz_loadu_ps(m, x + i), v));
+  }
+}
+
+MIXQ_TARGET_AVX512 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                   const Params& p) {
+  const Vec v = broadcast(p);
+  std::ptrdiff_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_maskz_mov_ps(inside_mask(_mm512_loadu_ps(x + i), v), _mm512_loadu_ps(dy + i));
+    const __m512 b = _mm512_maskz_mov_ps(inside_mask(_mm512_loadu_ps(x + i + 16), v), _mm512_loadu_ps(dy + i + 16));
+    _mm512_storeu_ps(dx + i, a);
+    _mm512_storeu_ps(dx + i + 16, b);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __m512 r =
+        _mm512_maskz_mov_ps(inside_mask(_mm512_maskz_loadu_ps(m, x + i), v), _mm512_maskz_loadu_ps(m, dy + i));
+    _mm512_mask_storeu_ps(dx + i, m, r);
+  }
+}
+
+MIXQ_TARGET_AVX512 inline void accumulate_products(__m512 a, __m512 b, __m512d* lo, __m512d* hi) {
+  *lo = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)), _mm512_cvtps_pd(_mm512_castps512_ps256(b)), *lo);
+  *hi = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1)),
+                        *hi);
+}
+
+MIXQ_TARGET_AVX512 inline void accumulate(__m512 a, __m512d* lo, __m512d* hi) {
+  *lo = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)), *lo);
+  *hi = _mm512_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)), *hi);
+}
+
+MIXQ_TARGET_AVX512 inline __m512 lsq_vec(__m512 x, __m512 g, const Vec& v, __m512d acc[4]) {
+  const __m512 r = round_even(_mm512_mul_ps(x, v.inv));
+  const __mmask16 below = _mm512_cmp_ps_mask(r, v.lo, _CMP_LT_OQ);
+  const __mmask16 above = _mm512_cmp_ps_mask(r, v.hi, _CMP_GT_OQ);
+  const __mmask16 in = _mm512_cmp_ps_mask(r, v.lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(r, v.hi, _CMP_LE_OQ);
+  __m512 term = _mm512_maskz_mov_ps(in, _mm512_fnmadd_ps(x, v.inv, r));
+  term = _mm512_mask_mov_ps(term, below, v.lo);
+  term = _mm512_mask_mov_ps(term, above, v.hi);
+  accumulate_products(g, term, &acc[0], &acc[1]);
+  accumulate(_mm512_maskz_mov_ps(static_cast<__mmask16>(below | above), g), &acc[2], &acc[3]);
+  return _mm512_maskz_mov_ps(in, g);
+}
+
+MIXQ_TARGET_AVX512 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                            const Params& p, double* d_scale, double* dy_outside) {
+  const Vec v = broadcast(p);
+  __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+  __m512d acc2[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+  std::ptrdiff_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = lsq_vec(_mm512_loadu_ps(x + i), _mm512_loadu_ps(dy + i), v, acc);
+    const __m512 b = lsq_vec(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(dy + i + 16), v, acc2);
+    _mm512_storeu_ps(dx + i, a);
+    _mm512_storeu_ps(dx + i + 16, b);
+  }
+  for (; i < n; i += 16) {
+    // Masked-out lanes load x = 0 and dy = 0: inside (zero_point lies in [qmin, qmax]), contributing 0.
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    _mm512_mask_storeu_ps(dx + i, m,
+                          lsq_vec(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, dy + i), v, acc));
+  }
+  *d_scale += _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc2[0], acc2[1])));
+  *dy_outside +=
+      _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[2], acc[3]), _mm512_add_pd(acc2[2], acc2[3])));
+}
+
+MIXQ_TARGET_AVX512 inline void fake_quant_channels(const float* x, float* y, std::ptrdiff_t outer,
+                                                   std::ptrdiff_t channels, std::ptrdiff_t inner,
+                                                   const float* scales, const std::int32_t* zero_points,
+                                                   std::int32_t qmin, std::int32_t qmax) {
+  for (std::ptrdiff_t o = 0; o < outer; ++o)
+    for (std::ptrdiff_t c = 0; c < channels; ++c) {
+      const std::ptrdiff_t off = (o * channels + c) * inner;
+      fake_quant(x + off, y + off, inner, params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+    }
+}
+
+MIXQ_TARGET_AVX512 inline void fake_quant_backward_channels(const float* x, const float* dy, float* dx,
+                                                            std::ptrdiff_t outer, std::ptrdiff_t channels,
+                                                            std::ptrdiff_t inner, const float* scales,
+                                                            const std::int32_t* zero_points, std::int32_t qmin,
+                                                            std::int32_t qmax) {
+  for (std::ptrdiff_t o = 0; o < outer; ++o)
+    for (std::ptrdiff_t c = 0; c < channels; ++c) {
+      const std::ptrdiff_t off = (o * channels + c) * inner;
+      fake_quant_backward(x + off, dy + off, dx + off, inner,
+                          params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+    }
+}
+
+MIXQ_TARGET_AVX512 inline void lsq_backward_channels(const float* x, const float* dy, float* dx,
+                                                     std::ptrdiff_t outer, std::ptrdiff_t channels,
+                                                     std::ptrdiff_t inner, const float* scales,
+                                                     const std::int32_t* zero_points, std::int32_t qmin,
+                                                     std::int32_t qmax, double* d_scale, double* dy_outside) {
+  double unused = 0.0;
+  for (std::ptrdiff_t o = 0; o < outer; ++o)
+    for (std::ptrdiff_t c = 0; c < channels; ++c) {
+      const std::ptrdiff_t off = (o * channels + c) * inner;
+      lsq_backward(x + off, dy + off, dx + off, inner,
+                   params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax), d_scale + c,
+                   dy_outside ? dy_outside + c : &unused);
+    }
+}
+
+MIXQ_TARGET_AVX512 inline __m512i code_vec(__m512 x, const Vec& v, __m512i zp) {
+  const __m512 c = clamp_nan(round_even(_mm512_mul_ps(x, v.inv)), v);
+  const __m512 ordered = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
+  return _mm512_add_epi32(_mm512_cvtps_epi32(ordered), zp);
+}
+
+// Codes lie in [qmin, qmax], which fits Code, so truncating narrowing (vpmovdb / vpmovdw) is exact.
+template <class Code>
+MIXQ_TARGET_AVX512 inline void store_codes(Code* q, __mmask16 m, __m512i c) {
+  if constexpr (std::is_same_v<Code, std::int16_t>)
+    _mm512_mask_cvtepi32_storeu_epi16(q, m, c);
+  else
+    _mm512_mask_cvtepi32_storeu_epi8(q, m, c);
+}
+
+template <class Code>
+MIXQ_TARGET_AVX512 inline void quantize(const float* x, Code* q, std::ptrdiff_t n, const Params& p) {
+  const Vec v = broadcast(p);
+  const __m512i zp = _mm512_set1_epi32(p.zero_point);
+  std::ptrdiff_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512i a = code_vec(_mm512_loadu_ps(x + i), v, zp);
+    const __m512i b = code_vec(_mm512_loadu_ps(x + i + 16), v, zp);
+    if constexpr (std::is_same_v<Code, std::int16_t>) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm512_cvtepi32_epi16(a));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i + 16), _mm512_cvtepi32_epi16(b));
+    } else {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(a));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i + 16), _mm512_cvtepi32_epi8(b));
+    }
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    store_codes(q + i, m, code_vec(_mm512_maskz_loadu_ps(m, x + i), v, zp));
+  }
+}
+
+template <class Code>
+MIXQ_TARGET_AVX512 inline __m512i load_codes(const Code* q, __mmask16 m) {
+  if constexpr (std::is_same_v<Code, std::int8_t>)
+    return _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q));
+  else if constexpr (std::is_same_v<Code, std::uint8_t>)
+    return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q));
+  else
+    return _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, q));
+}
+
+template <class Code>
+MIXQ_TARGET_AVX512 inline __m512i load_codes(const Code* q) {
+  if constexpr (std::is_same_v<Code, std::int8_t>)
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+  else if constexpr (std::is_same_v<Code, std::uint8_t>)
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+  else
+    return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+}
+
+template <class Code>
+MIXQ_TARGET_AVX512 inline void dequantize(const Code* q, float* y, std::ptrdiff_t n, float scale,
+                                          std::int32_t zero_point) {
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i zp = _mm512_set1_epi32(zero_point);
+  std::ptrdiff_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load_codes(q + i), zp)), s);
+    const __m512 b = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load_codes(q + i + 16), zp)), s);
+    _mm512_storeu_ps(y + i, a);
+    _mm512_storeu_ps(y + i + 16, b);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load_codes(q + i, m), zp)), s));
+  }
+}
+
+// min(x, m) returns m when x is NaN or x == m, as scalar `x < m ? x : m`; masked lanes keep m.
+MIXQ_TARGET_AVX512 inline void minmax(const float* x, std::ptrdiff_t n, float* min, float* max) {
+  __m512 mn0 = _mm512_set1_ps(INFINITY), mn1 = mn0, mx0 = _mm512_set1_ps(-INFINITY), mx1 = mx0;
+  std::ptrdiff_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+    mn0 = _mm512_min_ps(a, mn0);
+    mx0 = _mm512_max_ps(a, mx0);
+    mn1 = _mm512_min_ps(b, mn1);
+    mx1 = _mm512_max_ps(b, mx1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
+    const __m512 a = _mm512_maskz_loadu_ps(m, x + i);
+    mn0 = _mm512_mask_min_ps(mn0, m, a, mn0);
+    mx0 = _mm512_mask_max_ps(mx0, m, a, mx0);
+  }
+  mn0 = _mm512_min_ps(mn1, mn0);
+  mx0 = _mm512_max_ps(mx1, mx0);
+  alignas(64) float lo[16], hi[16];
+  _mm512_store_ps(lo, mn0);
+  _mm512_store_ps(hi, mx0);
+  float a = INFINITY, b = -INFINITY;
+  for (int k = 0; k < 16; ++k) {
+    a = lo[k] < a ? lo[k] : a;
+    b = hi[k] > b ? hi[k] : b;
+  }
+  *min = a + 0.0f;
+  *max = b + 0.0f;
+}
+
+using avx2::pack_bits;
+using avx2::unpack_bits;
+
+}  // namespace mixq::kernels::detail::avx512
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
