@@ -199,6 +199,8 @@ class QuantizedTensor {
         detail::fail("QuantizedTensor: zero_point ", c, " = ", zero_points[c], " but the spec is symmetric (needs 0)");
     }
     t.numel_ = detail::shape_numel(shape);
+    if (t.numel_ > (std::int64_t{1} << 48))
+      detail::fail("QuantizedTensor: ", t.numel_, " elements exceed the limit of 2^48");
     t.shape_ = std::move(shape);
     t.spec_ = spec;
     t.scales_ = std::move(scales);
