@@ -3,3 +3,4 @@
 /// The io layer of mixq: includes every public header of include/mixq/io/.
 
 #include "mixq/error.hpp"
+#include "mixq/io/fashion_mnist.hpp"

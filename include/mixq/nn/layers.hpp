@@ -1,0 +1,723 @@
+#pragma once
+/// @file
+/// Float layers with hand-written forward and backward: Conv2d (im2col + Eigen GEMM, groups, depthwise),
+/// Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Flatten, and Residual (a main branch plus an
+/// optional shortcut, summed, then an optional activation).
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mixq/nn/module.hpp"
+
+namespace mixq::nn {
+
+/// Activation applied after a residual sum.
+enum class Activation { none, relu, relu6 };
+
+namespace detail {
+
+/// Shape of a 2-D convolution with square kernels.
+struct ConvGeometry {
+  Index in_channels = 0, out_channels = 0, kernel = 1, stride = 1, padding = 0, groups = 1;
+  Index in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  Index cols_per_group() const { return in_channels / groups * kernel * kernel; }  // K of one group
+  Index out_per_group() const { return out_channels / groups; }
+  Index pixels() const { return out_h * out_w; }
+  bool pointwise() const { return kernel == 1 && stride == 1 && padding == 0; }
+  bool depthwise() const { return groups == in_channels && groups == out_channels && groups > 1; }
+};
+
+/// The output columns [lo, hi) whose input column ox*s - p + kx lies inside [0, W).
+inline std::pair<Index, Index> valid_range(Index OW, Index W, Index s, Index p, Index kx) {
+  Index lo = 0;
+  while (lo < OW && lo * s - p + kx < 0) ++lo;
+  Index hi = OW;
+  while (hi > lo && (hi - 1) * s - p + kx >= W) --hi;
+  return {lo, hi};
+}
+
+/// col (C*k*k rows, out_h*out_w columns) from one image x (C, H, W).
+inline void im2col(const ConvGeometry& g, const float* x, float* col) {
+  const Index k = g.kernel, s = g.stride, p = g.padding, H = g.in_h, W = g.in_w, OH = g.out_h, OW = g.out_w;
+  for (Index c = 0; c < g.in_channels; ++c) {
+    const float* xc = x + c * H * W;
+    for (Index ky = 0; ky < k; ++ky) {
+      for (Index kx = 0; kx < k; ++kx) {
+        float* row = col + ((c * k + ky) * k + kx) * OH * OW;
+        // ox range where ix = ox*s - p + kx is inside [0, W)
+        const auto [ox_lo, ox_hi] = valid_range(OW, W, s, p, kx);
+        for (Index oy = 0; oy < OH; ++oy) {
+          const Index iy = oy * s - p + ky;
+          float* r = row + oy * OW;
+          if (iy < 0 || iy >= H) {
+            std::fill(r, r + OW, 0.f);
+            continue;
+          }
+          const Index base = iy * W - p + kx;
+          std::fill(r, r + ox_lo, 0.f);
+          if (s == 1) {
+            std::copy(xc + base + ox_lo, xc + base + ox_hi, r + ox_lo);
+          } else {
+            for (Index ox = ox_lo; ox < ox_hi; ++ox) r[ox] = xc[base + ox * s];
+          }
+          std::fill(r + ox_hi, r + OW, 0.f);
+        }
+      }
+    }
+  }
+}
+
+/// Accumulates col (C*k*k, out_h*out_w) into one image dx (C, H, W), which must be zeroed first.
+inline void col2im(const ConvGeometry& g, const float* col, float* dx) {
+  const Index k = g.kernel, s = g.stride, p = g.padding, H = g.in_h, W = g.in_w, OH = g.out_h, OW = g.out_w;
+  for (Index c = 0; c < g.in_channels; ++c) {
+    float* dc = dx + c * H * W;
+    for (Index ky = 0; ky < k; ++ky) {
+      for (Index kx = 0; kx < k; ++kx) {
+        const float* row = col + ((c * k + ky) * k + kx) * OH * OW;
+        const auto [ox_lo, ox_hi] = valid_range(OW, W, s, p, kx);
+        for (Index oy = 0; oy < OH; ++oy) {
+          const Index iy = oy * s - p + ky;
+          if (iy < 0 || iy >= H) continue;
+          const float* r = row + oy * OW;
+          const Index base = iy * W - p + kx;
+          if (s == 1) {
+            for (Index ox = ox_lo; ox < ox_hi; ++ox) dc[base + ox] += r[ox];
+          } else {
+            for (Index ox = ox_lo; ox < ox_hi; ++ox) dc[base + ox * s] += r[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Per-thread scratch of a convolution.
+struct ConvScratch {
+  std::vector<MatrixRM> col, dcol, dweight;
+  std::vector<Eigen::VectorXf> dbias;
+  void ensure(int threads) {
+    if (static_cast<int>(col.size()) < threads) {
+      col.resize(threads);
+      dcol.resize(threads);
+      dweight.resize(threads);
+      dbias.resize(threads);
+    }
+  }
+};
+
+/// Depthwise convolution of one image (C channels, one k x k filter each).
+inline void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, float* y) {
+  const Index k = g.kernel, s = g.stride, p = g.padding, H = g.in_h, W = g.in_w, OH = g.out_h, OW = g.out_w;
+  for (Index c = 0; c < g.in_channels; ++c) {
+    const float* xc = x + c * H * W;
+    const float* wc = w + c * k * k;
+    float* yc = y + c * OH * OW;
+    std::fill(yc, yc + OH * OW, 0.f);
+    for (Index ky = 0; ky < k; ++ky)
+      for (Index kx = 0; kx < k; ++kx) {
+        const float wv = wc[ky * k + kx];
+        const auto [ox_lo, ox_hi] = valid_range(OW, W, s, p, kx);
+        for (Index oy = 0; oy < OH; ++oy) {
+          const Index iy = oy * s - p + ky;
+          if (iy < 0 || iy >= H) continue;
+          const Index base = iy * W - p + kx;
+          float* yr = yc + oy * OW;
+          for (Index ox = ox_lo; ox < ox_hi; ++ox) yr[ox] += wv * xc[base + ox * s];
+        }
+      }
+  }
+}
+
+inline void depthwise_backward(const ConvGeometry& g, const float* x, const float* w, const float* dy, float* dw,
+                               float* dx) {
+  const Index k = g.kernel, s = g.stride, p = g.padding, H = g.in_h, W = g.in_w, OH = g.out_h, OW = g.out_w;
+  for (Index c = 0; c < g.in_channels; ++c) {
+    const float* xc = x + c * H * W;
+    const float* wc = w + c * k * k;
+    const float* dyc = dy + c * OH * OW;
+    float* dwc = dw + c * k * k;
+    float* dxc = dx ? dx + c * H * W : nullptr;
+    for (Index ky = 0; ky < k; ++ky)
+      for (Index kx = 0; kx < k; ++kx) {
+        const float wv = wc[ky * k + kx];
+        const auto [ox_lo, ox_hi] = valid_range(OW, W, s, p, kx);
+        float acc = 0.f;
+        for (Index oy = 0; oy < OH; ++oy) {
+          const Index iy = oy * s - p + ky;
+          if (iy < 0 || iy >= H) continue;
+          const Index base = iy * W - p + kx;
+          const float* dyr = dyc + oy * OW;
+          for (Index ox = ox_lo; ox < ox_hi; ++ox) acc += dyr[ox] * xc[base + ox * s];
+          if (dxc)
+            for (Index ox = ox_lo; ox < ox_hi; ++ox) dxc[base + ox * s] += wv * dyr[ox];
+        }
+        dwc[ky * k + kx] += acc;
+      }
+  }
+}
+
+/// y = conv(x, w) + bias for a batch, images in parallel. w is (out, in/groups, k, k); bias may be null.
+inline void conv2d_forward(const ConvGeometry& g, const Tensor& x, const float* w, const float* bias, Tensor& y,
+                           ConvScratch& scratch) {
+  const Index N = x.n(), P = g.pixels(), K = g.cols_per_group(), OCg = g.out_per_group();
+  const Index in_size = g.in_channels * g.in_h * g.in_w, out_size = g.out_channels * P;
+  y.resize(N, g.out_channels, g.out_h, g.out_w);
+  scratch.ensure(num_threads());
+  parallel_for(N, [&](Index b, Index e, int t) {
+    MatrixRM& col = scratch.col[static_cast<std::size_t>(t)];
+    for (Index n = b; n < e; ++n) {
+      const float* xn = x.ptr() + n * in_size;
+      float* yn = y.ptr() + n * out_size;
+      if (g.depthwise()) {
+        depthwise_forward(g, xn, w, yn);
+      } else {
+        const float* cp = xn;
+        if (!g.pointwise()) {
+          col.resize(K * g.groups, P);
+          im2col(g, xn, col.data());
+          cp = col.data();
+        }
+        for (Index gr = 0; gr < g.groups; ++gr) {
+          MapRM(yn + gr * OCg * P, OCg, P).noalias() =
+              ConstMapRM(w + gr * OCg * K, OCg, K) * ConstMapRM(cp + gr * K * P, K, P);
+        }
+      }
+      if (bias) {
+        for (Index o = 0; o < g.out_channels; ++o)
+          Eigen::Map<Eigen::ArrayXf>(yn + o * P, P) += bias[o];
+      }
+    }
+  });
+}
+
+/// Backward of conv2d_forward: dw += dL/dw, dbias += dL/dbias (if not null), dx = dL/dx (if not null).
+/// Per-thread partial sums are reduced in thread order, so results are deterministic for a thread count.
+inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float* w, const Tensor& dy, float* dw,
+                            float* dbias, Tensor* dx, ConvScratch& scratch) {
+  const Index N = x.n(), P = g.pixels(), K = g.cols_per_group(), OCg = g.out_per_group();
+  const Index in_size = g.in_channels * g.in_h * g.in_w, out_size = g.out_channels * P;
+  const Index wsize = g.out_channels * K;
+  if (dx) dx->resize_like(x);
+  const int T = num_threads();
+  scratch.ensure(T);
+  for (int t = 0; t < T; ++t) {
+    scratch.dweight[static_cast<std::size_t>(t)].setZero(g.out_channels, K);
+    scratch.dbias[static_cast<std::size_t>(t)].setZero(g.out_channels);
+  }
+  parallel_for(N, [&](Index b, Index e, int t) {
+    const auto ts = static_cast<std::size_t>(t);
+    MatrixRM& col = scratch.col[ts];
+    MatrixRM& dcol = scratch.dcol[ts];
+    MatrixRM& dwt = scratch.dweight[ts];
+    Eigen::VectorXf& dbt = scratch.dbias[ts];
+    for (Index n = b; n < e; ++n) {
+      const float* xn = x.ptr() + n * in_size;
+      const float* dyn = dy.ptr() + n * out_size;
+      float* dxn = dx ? dx->ptr() + n * in_size : nullptr;
+      if (dbias)
+        for (Index o = 0; o < g.out_channels; ++o) dbt[o] += Eigen::Map<const Eigen::ArrayXf>(dyn + o * P, P).sum();
+      if (g.depthwise()) {
+        if (dxn) std::fill(dxn, dxn + in_size, 0.f);
+        depthwise_backward(g, xn, w, dyn, dwt.data(), dxn);
+        continue;
+      }
+      const float* cp = xn;
+      if (!g.pointwise()) {
+        col.resize(K * g.groups, P);
+        im2col(g, xn, col.data());
+        cp = col.data();
+      }
+      for (Index gr = 0; gr < g.groups; ++gr) {
+        ConstMapRM dyg(dyn + gr * OCg * P, OCg, P);
+        dwt.middleRows(gr * OCg, OCg).noalias() += dyg * ConstMapRM(cp + gr * K * P, K, P).transpose();
+      }
+      if (!dxn) continue;
+      if (g.pointwise()) {
+        for (Index gr = 0; gr < g.groups; ++gr)
+          MapRM(dxn + gr * K * P, K, P).noalias() =
+              ConstMapRM(w + gr * OCg * K, OCg, K).transpose() * ConstMapRM(dyn + gr * OCg * P, OCg, P);
+      } else {
+        dcol.resize(K * g.groups, P);
+        for (Index gr = 0; gr < g.groups; ++gr)
+          dcol.middleRows(gr * K, K).noalias() =
+              ConstMapRM(w + gr * OCg * K, OCg, K).transpose() * ConstMapRM(dyn + gr * OCg * P, OCg, P);
+        std::fill(dxn, dxn + in_size, 0.f);
+        col2im(g, dcol.data(), dxn);
+      }
+    }
+  });
+  Eigen::Map<Eigen::VectorXf> dwm(dw, wsize);
+  for (int t = 0; t < T; ++t) dwm += Eigen::Map<const Eigen::VectorXf>(scratch.dweight[static_cast<std::size_t>(t)].data(), wsize);
+  if (dbias) {
+    Eigen::Map<Eigen::VectorXf> dbm(dbias, g.out_channels);
+    for (int t = 0; t < T; ++t) dbm += scratch.dbias[static_cast<std::size_t>(t)];
+  }
+}
+
+/// Kaiming-normal (fan_in, ReLU gain) initialisation of a weight with fan_in inputs per output.
+inline void kaiming_normal(Eigen::VectorXf& w, Index fan_in, std::mt19937_64& rng) {
+  std::normal_distribution<float> d(0.f, std::sqrt(2.f / static_cast<float>(fan_in)));
+  for (Index i = 0; i < w.size(); ++i) w[i] = d(rng);
+}
+
+}  // namespace detail
+
+/// 2-D convolution (row-major NCHW, square kernel), groups including depthwise (groups == channels).
+/// Weight shape (out_channels, in_channels/groups, kernel, kernel), Kaiming-normal initialised.
+class Conv2d : public Module {
+ public:
+  /// Conv2d(in, out, kernel, stride, padding, groups, bias, seed).
+  Conv2d(Index in_channels, Index out_channels, Index kernel, Index stride = 1, Index padding = 0, Index groups = 1,
+         bool bias = false, std::uint64_t seed = 0) {
+    if (in_channels <= 0 || out_channels <= 0 || kernel <= 0 || stride <= 0 || padding < 0 || groups <= 0)
+      mixq::detail::fail("Conv2d: invalid shape in=", in_channels, " out=", out_channels, " kernel=", kernel,
+                         " stride=", stride, " padding=", padding, " groups=", groups);
+    if (in_channels % groups != 0 || out_channels % groups != 0)
+      mixq::detail::fail("Conv2d: groups=", groups, " must divide in_channels=", in_channels,
+                         " and out_channels=", out_channels);
+    g_.in_channels = in_channels;
+    g_.out_channels = out_channels;
+    g_.kernel = kernel;
+    g_.stride = stride;
+    g_.padding = padding;
+    g_.groups = groups;
+    weight_ = Parameter("weight", {out_channels, in_channels / groups, kernel, kernel}, true, true);
+    std::mt19937_64 rng(seed);
+    detail::kaiming_normal(weight_.value, in_channels / groups * kernel * kernel, rng);
+    has_bias_ = bias;
+    if (bias) bias_ = Parameter("bias", {out_channels}, true, false);
+  }
+
+  std::string kind() const override { return "Conv2d"; }
+  void own_parameters(std::vector<Parameter*>& out) override {
+    out.push_back(&weight_);
+    if (has_bias_) out.push_back(&bias_);
+  }
+  const Tensor& output() const override { return y_; }
+
+  Parameter& weight() { return weight_; }
+  Parameter* bias() { return has_bias_ ? &bias_ : nullptr; }
+  /// Geometry of the last forward (in_h/out_h are 0 before the first forward).
+  const detail::ConvGeometry& geometry() const { return g_; }
+  Index in_channels() const { return g_.in_channels; }
+  Index out_channels() const { return g_.out_channels; }
+  Index kernel_size() const { return g_.kernel; }
+  Index stride() const { return g_.stride; }
+  Index padding() const { return g_.padding; }
+  Index groups() const { return g_.groups; }
+
+ protected:
+  void set_geometry(const Tensor& x) {
+    if (x.c() != g_.in_channels)
+      mixq::detail::fail("Conv2d: input has ", x.c(), " channels, expected ", g_.in_channels);
+    g_.in_h = x.h();
+    g_.in_w = x.w();
+    g_.out_h = (x.h() + 2 * g_.padding - g_.kernel) / g_.stride + 1;
+    g_.out_w = (x.w() + 2 * g_.padding - g_.kernel) / g_.stride + 1;
+    if (g_.out_h <= 0 || g_.out_w <= 0)
+      mixq::detail::fail("Conv2d: input ", x.h(), "x", x.w(), " too small for kernel ", g_.kernel);
+  }
+  const Tensor& forward_impl(const Tensor& x) override {
+    set_geometry(x);
+    input_ = &x;
+    detail::conv2d_forward(g_, x, weight_.value.data(), has_bias_ ? bias_.value.data() : nullptr, y_, scratch_);
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    detail::conv2d_backward(g_, *input_, weight_.value.data(), dy, weight_.grad.data(),
+                            has_bias_ ? bias_.grad.data() : nullptr, input_grad_ ? &dx_ : nullptr, scratch_);
+    weight_.has_grad = true;
+    if (has_bias_) bias_.has_grad = true;
+    return dx_;
+  }
+
+  detail::ConvGeometry g_;
+  Parameter weight_, bias_;
+  bool has_bias_ = false;
+  const Tensor* input_ = nullptr;  // the caller keeps the input alive until backward
+  Tensor y_, dx_;
+  detail::ConvScratch scratch_;
+};
+
+namespace detail {
+
+/// Y = X W^T + b (X: N x in, W: out x in), rows of X in parallel.
+inline void linear_forward(const Tensor& x, const float* w, const float* bias, Index out_features, Tensor& y) {
+  const Index N = x.n(), F = x.sample_size();
+  y.resize(N, out_features);
+  ConstMapRM W(w, out_features, F);
+  parallel_for(N, [&](Index b, Index e, int) {
+    MapRM Y(y.ptr() + b * out_features, e - b, out_features);
+    Y.noalias() = ConstMapRM(x.ptr() + b * F, e - b, F) * W.transpose();
+    if (bias) Y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias, out_features);
+  });
+}
+
+/// dw += dY^T X, dbias += column sums of dY, dx = dY W.
+inline void linear_backward(const Tensor& x, const float* w, const Tensor& dy, Index out_features, float* dw,
+                            float* dbias, Tensor* dx) {
+  const Index N = x.n(), F = x.sample_size();
+  ConstMapRM X(x.ptr(), N, F), dY(dy.ptr(), N, out_features), W(w, out_features, F);
+  parallel_for(out_features, [&](Index b, Index e, int) {
+    MapRM(dw + b * F, e - b, F).noalias() += dY.middleCols(b, e - b).transpose() * X;
+    if (dbias)
+      for (Index o = b; o < e; ++o) dbias[o] += dY.col(o).sum();
+  });
+  if (dx) {
+    dx->resize_like(x);
+    parallel_for(N, [&](Index b, Index e, int) {
+      MapRM(dx->ptr() + b * F, e - b, F).noalias() = dY.middleRows(b, e - b) * W;
+    });
+  }
+}
+
+}  // namespace detail
+
+/// Fully connected layer y = x W^T + b on (N, F, 1, 1) or any (N, C, H, W) input taken as N x (C*H*W).
+class Linear : public Module {
+ public:
+  Linear(Index in_features, Index out_features, bool bias = true, std::uint64_t seed = 0)
+      : in_(in_features), out_(out_features) {
+    if (in_features <= 0 || out_features <= 0)
+      mixq::detail::fail("Linear: invalid shape in=", in_features, " out=", out_features);
+    weight_ = Parameter("weight", {out_features, in_features}, true, true);
+    std::mt19937_64 rng(seed);
+    // PyTorch's default: uniform(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+    const float bound = 1.f / std::sqrt(static_cast<float>(in_features));
+    std::uniform_real_distribution<float> u(-bound, bound);
+    for (Index i = 0; i < weight_.value.size(); ++i) weight_.value[i] = u(rng);
+    has_bias_ = bias;
+    if (bias) {
+      bias_ = Parameter("bias", {out_features}, true, false);
+      for (Index i = 0; i < out_features; ++i) bias_.value[i] = u(rng);
+    }
+  }
+  std::string kind() const override { return "Linear"; }
+  void own_parameters(std::vector<Parameter*>& out) override {
+    out.push_back(&weight_);
+    if (has_bias_) out.push_back(&bias_);
+  }
+  const Tensor& output() const override { return y_; }
+  Parameter& weight() { return weight_; }
+  Parameter* bias() { return has_bias_ ? &bias_ : nullptr; }
+  Index in_features() const { return in_; }
+  Index out_features() const { return out_; }
+
+ protected:
+  void check_input(const Tensor& x) const {
+    if (x.sample_size() != in_)
+      mixq::detail::fail("Linear: input has ", x.sample_size(), " features, expected ", in_);
+  }
+  const Tensor& forward_impl(const Tensor& x) override {
+    check_input(x);
+    input_ = &x;
+    detail::linear_forward(x, weight_.value.data(), has_bias_ ? bias_.value.data() : nullptr, out_, y_);
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    detail::linear_backward(*input_, weight_.value.data(), dy, out_, weight_.grad.data(),
+                            has_bias_ ? bias_.grad.data() : nullptr, input_grad_ ? &dx_ : nullptr);
+    weight_.has_grad = true;
+    if (has_bias_) bias_.has_grad = true;
+    return dx_;
+  }
+
+  Index in_, out_;
+  Parameter weight_, bias_;
+  bool has_bias_ = false;
+  const Tensor* input_ = nullptr;
+  Tensor y_, dx_;
+};
+
+namespace detail {
+/// y = clamp(x, 0, upper) elementwise (upper = +inf for ReLU); parallel over samples.
+inline void clamp_forward(const Tensor& x, Tensor& y, float upper) {
+  y.resize_like(x);
+  const Index S = x.sample_size();
+  parallel_for(x.n(), [&](Index b, Index e, int) {
+    auto xa = Eigen::Map<const Eigen::ArrayXf>(x.ptr() + b * S, (e - b) * S);
+    auto ya = Eigen::Map<Eigen::ArrayXf>(y.ptr() + b * S, (e - b) * S);
+    if (std::isinf(upper))
+      ya = xa.max(0.f);
+    else
+      ya = xa.max(0.f).min(upper);
+  });
+}
+/// dx = dy where 0 < y < upper (y is the clamp output), else 0.
+inline void clamp_backward(const Tensor& y, const Tensor& dy, Tensor& dx, float upper) {
+  dx.resize_like(y);
+  const Index S = y.sample_size();
+  parallel_for(y.n(), [&](Index b, Index e, int) {
+    auto ya = Eigen::Map<const Eigen::ArrayXf>(y.ptr() + b * S, (e - b) * S);
+    auto dya = Eigen::Map<const Eigen::ArrayXf>(dy.ptr() + b * S, (e - b) * S);
+    auto dxa = Eigen::Map<Eigen::ArrayXf>(dx.ptr() + b * S, (e - b) * S);
+    if (std::isinf(upper))
+      dxa = (ya > 0.f).select(dya, 0.f);
+    else
+      dxa = (ya > 0.f && ya < upper).select(dya, 0.f);
+  });
+}
+}  // namespace detail
+
+/// max(x, 0).
+class ReLU : public Module {
+ public:
+  std::string kind() const override { return "ReLU"; }
+  const Tensor& output() const override { return y_; }
+
+ protected:
+  const Tensor& forward_impl(const Tensor& x) override {
+    detail::clamp_forward(x, y_, std::numeric_limits<float>::infinity());
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    if (input_grad_) detail::clamp_backward(y_, dy, dx_, std::numeric_limits<float>::infinity());
+    return dx_;
+  }
+  Tensor y_, dx_;
+};
+
+/// min(max(x, 0), 6).
+class ReLU6 : public Module {
+ public:
+  std::string kind() const override { return "ReLU6"; }
+  const Tensor& output() const override { return y_; }
+
+ protected:
+  const Tensor& forward_impl(const Tensor& x) override {
+    detail::clamp_forward(x, y_, 6.f);
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    if (input_grad_) detail::clamp_backward(y_, dy, dx_, 6.f);
+    return dx_;
+  }
+  Tensor y_, dx_;
+};
+
+/// Max pooling with a square window (no padding); the gradient goes to the first maximum of each window.
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(Index kernel, Index stride = 0) : k_(kernel), s_(stride > 0 ? stride : kernel) {
+    if (kernel <= 0) mixq::detail::fail("MaxPool2d: kernel must be positive, got ", kernel);
+  }
+  std::string kind() const override { return "MaxPool2d"; }
+  const Tensor& output() const override { return y_; }
+
+ protected:
+  const Tensor& forward_impl(const Tensor& x) override {
+    const Index OH = (x.h() - k_) / s_ + 1, OW = (x.w() - k_) / s_ + 1;
+    if (OH <= 0 || OW <= 0) mixq::detail::fail("MaxPool2d: input ", x.h(), "x", x.w(), " smaller than kernel ", k_);
+    in_shape_ = x.shape;
+    y_.resize(x.n(), x.c(), OH, OW);
+    argmax_.resize(static_cast<std::size_t>(y_.size()));
+    const Index planes = x.n() * x.c();
+    parallel_for(planes, [&](Index b, Index e, int) {
+      for (Index pl = b; pl < e; ++pl) {
+        const float* xp = x.ptr() + pl * x.h() * x.w();
+        for (Index oy = 0; oy < OH; ++oy)
+          for (Index ox = 0; ox < OW; ++ox) {
+            Index best = (oy * s_) * x.w() + ox * s_;
+            for (Index ky = 0; ky < k_; ++ky)
+              for (Index kx = 0; kx < k_; ++kx) {
+                const Index i = (oy * s_ + ky) * x.w() + ox * s_ + kx;
+                if (xp[i] > xp[best]) best = i;
+              }
+            const Index o = pl * OH * OW + oy * OW + ox;
+            y_.data[o] = xp[best];
+            argmax_[static_cast<std::size_t>(o)] = static_cast<std::int32_t>(best);
+          }
+      }
+    });
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    if (!input_grad_) return dx_;
+    dx_.resize(in_shape_[0], in_shape_[1], in_shape_[2], in_shape_[3]);
+    dx_.set_zero();
+    const Index planes = dx_.n() * dx_.c(), in_plane = dx_.h() * dx_.w(), out_plane = y_.h() * y_.w();
+    for (Index pl = 0; pl < planes; ++pl)
+      for (Index o = 0; o < out_plane; ++o)
+        dx_.data[pl * in_plane + argmax_[static_cast<std::size_t>(pl * out_plane + o)]] += dy.data[pl * out_plane + o];
+    return dx_;
+  }
+  Index k_, s_;
+  std::array<Index, 4> in_shape_{};
+  std::vector<std::int32_t> argmax_;
+  Tensor y_, dx_;
+};
+
+/// Average pooling with a square window (no padding).
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(Index kernel, Index stride = 0) : k_(kernel), s_(stride > 0 ? stride : kernel) {
+    if (kernel <= 0) mixq::detail::fail("AvgPool2d: kernel must be positive, got ", kernel);
+  }
+  std::string kind() const override { return "AvgPool2d"; }
+  const Tensor& output() const override { return y_; }
+
+ protected:
+  const Tensor& forward_impl(const Tensor& x) override {
+    const Index OH = (x.h() - k_) / s_ + 1, OW = (x.w() - k_) / s_ + 1;
+    if (OH <= 0 || OW <= 0) mixq::detail::fail("AvgPool2d: input ", x.h(), "x", x.w(), " smaller than kernel ", k_);
+    in_shape_ = x.shape;
+    y_.resize(x.n(), x.c(), OH, OW);
+    const float inv = 1.f / static_cast<float>(k_ * k_);
+    const Index planes = x.n() * x.c();
+    for (Index pl = 0; pl < planes; ++pl) {
+      const float* xp = x.ptr() + pl * x.h() * x.w();
+      for (Index oy = 0; oy < OH; ++oy)
+        for (Index ox = 0; ox < OW; ++ox) {
+          float acc = 0.f;
+          for (Index ky = 0; ky < k_; ++ky)
+            for (Index kx = 0; kx < k_; ++kx) acc += xp[(oy * s_ + ky) * x.w() + ox * s_ + kx];
+          y_.data[pl * OH * OW + oy * OW + ox] = acc * inv;
+        }
+    }
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    if (!input_grad_) return dx_;
+    dx_.resize(in_shape_[0], in_shape_[1], in_shape_[2], in_shape_[3]);
+    dx_.set_zero();
+    const float inv = 1.f / static_cast<float>(k_ * k_);
+    const Index planes = dx_.n() * dx_.c(), OH = y_.h(), OW = y_.w(), W = dx_.w();
+    for (Index pl = 0; pl < planes; ++pl) {
+      float* dp = dx_.ptr() + pl * dx_.h() * W;
+      for (Index oy = 0; oy < OH; ++oy)
+        for (Index ox = 0; ox < OW; ++ox) {
+          const float g = dy.data[pl * OH * OW + oy * OW + ox] * inv;
+          for (Index ky = 0; ky < k_; ++ky)
+            for (Index kx = 0; kx < k_; ++kx) dp[(oy * s_ + ky) * W + ox * s_ + kx] += g;
+        }
+    }
+    return dx_;
+  }
+  Index k_, s_;
+  std::array<Index, 4> in_shape_{};
+  Tensor y_, dx_;
+};
+
+/// Mean over H and W: (N, C, H, W) -> (N, C, 1, 1).
+class GlobalAvgPool2d : public Module {
+ public:
+  std::string kind() const override { return "GlobalAvgPool2d"; }
+  const Tensor& output() const override { return y_; }
+
+ protected:
+  const Tensor& forward_impl(const Tensor& x) override {
+    in_shape_ = x.shape;
+    const Index HW = x.h() * x.w();
+    y_.resize(x.n(), x.c());
+    Eigen::Map<Eigen::VectorXf>(y_.ptr(), y_.size()) =
+        ConstMapRM(x.ptr(), x.n() * x.c(), HW).rowwise().mean();
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    if (!input_grad_) return dx_;
+    dx_.resize(in_shape_[0], in_shape_[1], in_shape_[2], in_shape_[3]);
+    const Index HW = dx_.h() * dx_.w();
+    MapRM(dx_.ptr(), dx_.n() * dx_.c(), HW).colwise() =
+        Eigen::Map<const Eigen::VectorXf>(dy.ptr(), dy.size()) / static_cast<float>(HW);
+    return dx_;
+  }
+  std::array<Index, 4> in_shape_{};
+  Tensor y_, dx_;
+};
+
+/// (N, C, H, W) -> (N, C*H*W, 1, 1).
+class Flatten : public Module {
+ public:
+  std::string kind() const override { return "Flatten"; }
+  const Tensor& output() const override { return y_; }
+
+ protected:
+  const Tensor& forward_impl(const Tensor& x) override {
+    in_shape_ = x.shape;
+    y_.resize(x.n(), x.sample_size());
+    y_.data = x.data;
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    if (!input_grad_) return dx_;
+    dx_.resize(in_shape_[0], in_shape_[1], in_shape_[2], in_shape_[3]);
+    dx_.data = dy.data;
+    return dx_;
+  }
+  std::array<Index, 4> in_shape_{};
+  Tensor y_, dx_;
+};
+
+/// activation(main(x) + shortcut(x)); the shortcut is the identity when absent (ResNet basic block,
+/// MobileNetV2 inverted residual). Children: "main" and, if present, "shortcut".
+class Residual : public Module {
+ public:
+  Residual(std::unique_ptr<Sequential> main, std::unique_ptr<Sequential> shortcut, Activation act)
+      : main_(std::move(main)), shortcut_(std::move(shortcut)), act_(act) {
+    if (!main_) mixq::detail::fail("Residual: main branch is null");
+  }
+  std::string kind() const override { return "Residual"; }
+  void children(std::vector<std::pair<std::string, Module*>>& out) override {
+    out.emplace_back("main", main_.get());
+    if (shortcut_) out.emplace_back("shortcut", shortcut_.get());
+  }
+  const Tensor& output() const override { return y_; }
+  Sequential& main() { return *main_; }
+  Sequential* shortcut() { return shortcut_.get(); }
+  void set_input_grad(bool needed) override {
+    input_grad_ = needed;
+    main_->set_input_grad(needed);
+    if (shortcut_) shortcut_->set_input_grad(needed);
+  }
+
+ protected:
+  const Tensor& forward_impl(const Tensor& x) override {
+    const Tensor& m = main_->forward(x);
+    const Tensor& s = shortcut_ ? shortcut_->forward(x) : x;
+    if (!m.same_shape(s)) mixq::detail::fail("Residual: main output and shortcut shapes differ");
+    y_.resize_like(m);
+    const float upper = act_ == Activation::relu6 ? 6.f : std::numeric_limits<float>::infinity();
+    const Index S = m.sample_size();
+    parallel_for(m.n(), [&](Index b, Index e, int) {
+      auto ma = Eigen::Map<const Eigen::ArrayXf>(m.ptr() + b * S, (e - b) * S);
+      auto sa = Eigen::Map<const Eigen::ArrayXf>(s.ptr() + b * S, (e - b) * S);
+      auto ya = Eigen::Map<Eigen::ArrayXf>(y_.ptr() + b * S, (e - b) * S);
+      if (act_ == Activation::none)
+        ya = ma + sa;
+      else
+        ya = (ma + sa).max(0.f).min(upper);
+    });
+    return y_;
+  }
+  const Tensor& backward_impl(const Tensor& dy) override {
+    const Tensor* g = &dy;
+    if (act_ != Activation::none) {
+      detail::clamp_backward(y_, dy, dsum_, act_ == Activation::relu6 ? 6.f : std::numeric_limits<float>::infinity());
+      g = &dsum_;
+    }
+    const Tensor& dm = main_->backward(*g);
+    if (!input_grad_) {
+      if (shortcut_) shortcut_->backward(*g);
+      return dx_;
+    }
+    dx_.resize_like(dm);
+    dx_.data = dm.data;
+    if (shortcut_)
+      dx_.data += shortcut_->backward(*g).data;
+    else
+      dx_.data += g->data;
+    return dx_;
+  }
+  std::unique_ptr<Sequential> main_, shortcut_;
+  Activation act_;
+  Tensor y_, dsum_, dx_;
+};
+
+}  // namespace mixq::nn

@@ -1,0 +1,203 @@
+#pragma once
+/// @file
+/// Tensors and parameters of the nn layer: dense float storage in an Eigen vector with a row-major NCHW shape,
+/// and a small deterministic thread pool used by the layers.
+
+#include <Eigen/Core>
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mixq/error.hpp"
+
+namespace mixq::nn {
+
+using Index = std::ptrdiff_t;
+/// Row-major dynamic float matrix (the layout of every GEMM operand in nn).
+using MatrixRM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapRM = Eigen::Map<MatrixRM>;
+using ConstMapRM = Eigen::Map<const MatrixRM>;
+
+/// A dense float tensor of shape (N, C, H, W), row-major (W fastest). A matrix of features is (N, F, 1, 1).
+/// Resizing to the same element count never reallocates, so layers keep their buffers across steps.
+struct Tensor {
+  std::array<Index, 4> shape{0, 0, 0, 0};
+  Eigen::VectorXf data;
+
+  Tensor() = default;
+  Tensor(Index n, Index c, Index h = 1, Index w = 1) { resize(n, c, h, w); }
+
+  /// Sets the shape; keeps the storage when the element count is unchanged. Contents are unspecified.
+  void resize(Index n, Index c, Index h = 1, Index w = 1) {
+    shape = {n, c, h, w};
+    if (data.size() != n * c * h * w) data.resize(n * c * h * w);
+  }
+  void resize_like(const Tensor& t) { resize(t.shape[0], t.shape[1], t.shape[2], t.shape[3]); }
+  Index n() const { return shape[0]; }
+  Index c() const { return shape[1]; }
+  Index h() const { return shape[2]; }
+  Index w() const { return shape[3]; }
+  Index size() const { return data.size(); }
+  /// Elements per sample (C*H*W).
+  Index sample_size() const { return shape[1] * shape[2] * shape[3]; }
+  float* ptr() { return data.data(); }
+  const float* ptr() const { return data.data(); }
+  /// The tensor as an N x (C*H*W) row-major matrix.
+  MapRM matrix() { return MapRM(data.data(), shape[0], sample_size()); }
+  ConstMapRM matrix() const { return ConstMapRM(data.data(), shape[0], sample_size()); }
+  void set_zero() { data.setZero(); }
+  bool same_shape(const Tensor& t) const { return shape == t.shape; }
+};
+
+/// A named learnable (or buffered) array with its gradient and logical shape (for checkpoints).
+struct Parameter {
+  std::string name;            ///< local name inside its module ("weight", "bias", "step_size_w4", ...)
+  std::vector<Index> shape;    ///< logical shape, product equals value.size()
+  Eigen::VectorXf value;
+  Eigen::VectorXf grad;        ///< same size as value for trainable parameters, empty for buffers
+  bool trainable = true;       ///< false for buffers such as BatchNorm running statistics
+  bool weight_decay = true;    ///< false for biases, BN affine parameters and step sizes
+  float lr_scale = 1.0f;       ///< multiplies the learning rate (LSQ step sizes may use a smaller one)
+  /// Set by the layer whenever backward wrote a gradient since the last zero_grad(). Optimisers skip
+  /// parameters without one (like PyTorch's grad=None): an inactive bit-width's step size or an inactive BN
+  /// of a switchable bank is not moved by momentum or weight decay.
+  bool has_grad = false;
+
+  Parameter() = default;
+  Parameter(std::string n, std::vector<Index> s, bool is_trainable = true, bool decay = true)
+      : name(std::move(n)), shape(std::move(s)), trainable(is_trainable), weight_decay(decay) {
+    Index total = 1;
+    for (Index d : shape) total *= d;
+    value = Eigen::VectorXf::Zero(total);
+    if (trainable) grad = Eigen::VectorXf::Zero(total);
+  }
+  void zero_grad() {
+    if (trainable) grad.setZero();
+    has_grad = false;
+  }
+};
+
+// ----------------------------------------------------------------------------------------------------------
+// Threads
+
+namespace detail {
+
+/// A fixed pool of worker threads. run(tasks, fn) calls fn(task) for task in [0, tasks) with a static,
+/// deterministic partition: thread t handles a contiguous range of tasks. The calling thread is thread 0.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
+    for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { loop(t); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      ++generation_;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return threads_; }
+
+  /// Runs fn(begin, end, thread) over the contiguous range of tasks of each thread; returns when all are done.
+  void run(Index tasks, const std::function<void(Index, Index, int)>& fn) {
+    if (threads_ == 1 || tasks <= 1) {
+      if (tasks > 0) fn(0, tasks, 0);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fn_ = &fn;
+      tasks_ = tasks;
+      pending_ = threads_ - 1;
+      ++generation_;
+    }
+    cv_.notify_all();
+    const auto [b, e] = range(0, tasks);
+    if (b < e) fn(b, e, 0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    fn_ = nullptr;
+  }
+
+ private:
+  std::pair<Index, Index> range(int t, Index tasks) const {
+    return {tasks * t / threads_, tasks * (t + 1) / threads_};
+  }
+  void loop(int t) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(Index, Index, int)>* fn;
+      Index tasks;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stop_) return;
+        fn = fn_;
+        tasks = tasks_;
+      }
+      const auto [b, e] = range(t, tasks);
+      if (b < e) (*fn)(b, e, t);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--pending_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(Index, Index, int)>* fn_ = nullptr;
+  Index tasks_ = 0;
+  int pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+inline std::unique_ptr<ThreadPool>& thread_pool_slot() {
+  static std::unique_ptr<ThreadPool> pool;
+  return pool;
+}
+
+}  // namespace detail
+
+/// Sets the number of threads the nn layers use (default 1). Results are deterministic for a fixed count;
+/// different counts may differ in the last bits (reduction order). Not thread-safe: call between steps.
+inline void set_num_threads(int threads) {
+  if (threads < 1) mixq::detail::fail("set_num_threads: threads must be >= 1, got ", threads);
+  auto& slot = detail::thread_pool_slot();
+  if (slot && slot->threads() == threads) return;
+  slot.reset();
+  if (threads > 1) slot = std::make_unique<detail::ThreadPool>(threads);
+}
+
+/// The number of threads the nn layers use.
+inline int num_threads() {
+  const auto& slot = detail::thread_pool_slot();
+  return slot ? slot->threads() : 1;
+}
+
+/// Calls fn(begin, end, thread) over a static partition of [0, tasks) into num_threads() contiguous ranges.
+inline void parallel_for(Index tasks, const std::function<void(Index, Index, int)>& fn) {
+  auto& slot = detail::thread_pool_slot();
+  if (!slot) {
+    if (tasks > 0) fn(0, tasks, 0);
+    return;
+  }
+  slot->run(tasks, fn);
+}
+
+}  // namespace mixq::nn
