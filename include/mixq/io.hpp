@@ -4,3 +4,4 @@
 
 #include "mixq/error.hpp"
 #include "mixq/io/fashion_mnist.hpp"
+#include "mixq/io/safetensors.hpp"
