@@ -307,6 +307,10 @@ LsqReference lsq_reference(const float* x, const float* dy, std::ptrdiff_t n, co
   return r;
 }
 
+double lsq_bound(std::ptrdiff_t n, double abs_sum) {
+  return (std::ldexp(double(md::kLsqBlock + 1), -24) + std::ldexp(double(n + 1), -53)) * abs_sum;
+}
+
 TEST_P(Kernels, LsqMatchesScalarAndDoubleReference) {
   std::uint32_t seed = 11;
   for (const QuantParams& q : param_sets()) {
@@ -324,13 +328,14 @@ TEST_P(Kernels, LsqMatchesScalarAndDoubleReference) {
       md::scalar::lsq_backward(x.data() + o, dy.data(), ref.data(), n, p, &ref_scale, &ref_outside);
       ASSERT_TRUE(same_bits(dx.data(), ref.data(), n)) << "n=" << n;
       const LsqReference r = lsq_reference(x.data() + o, dy.data(), n, q);
-      // Summation order only: |error| <= n * 2^-53 * sum |dy * term| (products are exact in double).
-      const double order_bound = 1e-15 * double(n + 1) * r.abs_sum;
-      EXPECT_NEAR(ds, ref_scale, order_bound) << "n=" << n;
-      EXPECT_NEAR(dzp, -double(q.scale) * ref_outside, 1e-15 * double(n + 1) * double(q.scale) * r.abs_dy);
-      // Against double precision: the inside term is r - x * inv with one float rounding (<= 2^-25).
-      EXPECT_NEAR(ds, r.d_scale, order_bound + std::ldexp(r.abs_dy, -24)) << "n=" << n;
-      EXPECT_NEAR(dzp, r.d_zero_point, 1e-12 * double(q.scale) * r.abs_dy + 1e-300) << "n=" << n;
+      // Contract (docs/NUMERICS.md): |error| <= (block + 1) * 2^-24 * sum |dy * term| + n * 2^-53 * sum |..|
+      // (SIMD: float partial sums over kLsqBlock fma steps per lane, flushed to double; scalar: double).
+      const double bound = lsq_bound(n, r.abs_sum);
+      EXPECT_NEAR(ds, ref_scale, bound) << "n=" << n;
+      EXPECT_NEAR(dzp, -double(q.scale) * ref_outside, double(q.scale) * lsq_bound(n, r.abs_dy)) << "n=" << n;
+      // Against double precision: plus the one float rounding of each inside term (<= 2^-25 * |dy|).
+      EXPECT_NEAR(ds, r.d_scale, bound + std::ldexp(r.abs_dy, -24)) << "n=" << n;
+      EXPECT_NEAR(dzp, r.d_zero_point, double(q.scale) * lsq_bound(n, r.abs_dy) + 1e-300) << "n=" << n;
     }
     double unused = 0;
     const double null_zero_point = mk::lsq_backward(x.data(), dy.data(), dx.data(), 20, q.scale, q.zero_point,
@@ -389,8 +394,17 @@ TEST_P(Kernels, PerChannelAndPerGroupMatchScalar) {
       ASSERT_TRUE(same_bits(y.data(), ref.data(), n));
       for (std::ptrdiff_t c = 0; c < channels; ++c) {
         const std::size_t k = static_cast<std::size_t>(c);
-        EXPECT_NEAR(ds[k], ref_ds[k], 1e-9 * (1.0 + std::fabs(ref_ds[k]))) << "channel " << c;
-        EXPECT_NEAR(dz[k], -double(scales[k]) * ref_out[k], 1e-9 * (1.0 + std::fabs(dz[k]))) << "channel " << c;
+        QuantParams qc{scales[k], zps ? zps[k] : 0, q.qmin, q.qmax};
+        LsqReference r;
+        for (std::ptrdiff_t o = 0; o < outer; ++o) {
+          const std::ptrdiff_t off = 1 + (o * channels + c) * inner;
+          const LsqReference part = lsq_reference(x.data() + off, dy.data() + off - 1, inner, qc);
+          r.abs_sum += part.abs_sum;
+          r.abs_dy += part.abs_dy;
+        }
+        EXPECT_NEAR(ds[k], ref_ds[k], lsq_bound(n, r.abs_sum)) << "channel " << c;
+        EXPECT_NEAR(dz[k], -double(scales[k]) * ref_out[k], double(scales[k]) * lsq_bound(n, r.abs_dy))
+            << "channel " << c;
       }
     }
   }
@@ -421,8 +435,12 @@ TEST_P(Kernels, PerChannelAndPerGroupMatchScalar) {
                                       zero_points.data(), -8, 7, ref_ds.data(), ref_out.data());
     ASSERT_TRUE(same_bits(y.data(), ref.data(), n));
     for (std::size_t g = 0; g < ds.size(); ++g) {
-      EXPECT_NEAR(ds[g], ref_ds[g], 1e-9 * (1.0 + std::fabs(ref_ds[g]))) << "group " << g;
-      EXPECT_NEAR(dz[g], -double(scales[g]) * ref_out[g], 1e-9 * (1.0 + std::fabs(dz[g]))) << "group " << g;
+      const std::ptrdiff_t off = std::ptrdiff_t(g) * group_size;
+      const LsqReference r =
+          lsq_reference(x.data() + off, dy.data() + off, group_size, {scales[g], zero_points[g], -8, 7});
+      EXPECT_NEAR(ds[g], ref_ds[g], lsq_bound(group_size, r.abs_sum)) << "group " << g;
+      EXPECT_NEAR(dz[g], -double(scales[g]) * ref_out[g], double(scales[g]) * lsq_bound(group_size, r.abs_dy))
+          << "group " << g;
     }
     // Each group equals a per-tensor call with its parameters.
     for (std::ptrdiff_t g = 0; g < groups; ++g) {

@@ -127,40 +127,62 @@ MIXQ_TARGET_AVX512 inline void accumulate(__m512 a, __m512d* lo, __m512d* hi) {
   *hi = _mm512_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)), *hi);
 }
 
-MIXQ_TARGET_AVX512 inline __m512 lsq_vec(__m512 x, __m512 g, const Vec& v, __m512d acc[4]) {
+// One vector of the LSQ pass: c = clamp(r); inside where c == r, outside where c != r (both false for
+// NaN); term = r - x * inv inside (one rounding), c outside, 0 for NaN.
+struct LsqParts {
+  __m512 term;
+  __mmask16 in, out;
+};
+
+MIXQ_TARGET_AVX512 inline LsqParts lsq_parts(__m512 x, const Vec& v) {
   const __m512 r = round_even(_mm512_mul_ps(x, v.inv));
-  const __mmask16 below = _mm512_cmp_ps_mask(r, v.lo, _CMP_LT_OQ);
-  const __mmask16 above = _mm512_cmp_ps_mask(r, v.hi, _CMP_GT_OQ);
-  const __mmask16 in = _mm512_cmp_ps_mask(r, v.lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(r, v.hi, _CMP_LE_OQ);
-  __m512 term = _mm512_maskz_mov_ps(in, _mm512_fnmadd_ps(x, v.inv, r));
-  term = _mm512_mask_mov_ps(term, below, v.lo);
-  term = _mm512_mask_mov_ps(term, above, v.hi);
-  accumulate_products(g, term, &acc[0], &acc[1]);
-  accumulate(_mm512_maskz_mov_ps(static_cast<__mmask16>(below | above), g), &acc[2], &acc[3]);
-  return _mm512_maskz_mov_ps(in, g);
+  const __m512 c = clamp_nan(r, v);
+  const __mmask16 in = _mm512_cmp_ps_mask(c, r, _CMP_EQ_OQ);
+  const __mmask16 out = _mm512_cmp_ps_mask(c, r, _CMP_NEQ_OQ);
+  const __m512 term = _mm512_mask_mov_ps(_mm512_maskz_mov_ps(out, c), in, _mm512_fnmadd_ps(x, v.inv, r));
+  return {term, in, out};
 }
 
+MIXQ_TARGET_AVX512 inline void accumulate2(__m512 a, __m512 b, __m512d* lo, __m512d* hi) {
+  *lo = _mm512_add_pd(*lo, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(a)),
+                                         _mm512_cvtps_pd(_mm512_castps512_ps256(b))));
+  *hi = _mm512_add_pd(*hi, _mm512_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)),
+                                         _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1))));
+}
+
+// Sums as avx2::lsq_backward: float fma partial sums over kLsqBlock steps per lane, flushed to double.
 MIXQ_TARGET_AVX512 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
                                             const Params& p, double* d_scale, double* dy_outside) {
   const Vec v = broadcast(p);
-  __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
-  __m512d acc2[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+  __m512d s0 = _mm512_setzero_pd(), s1 = s0, o0 = s0, o1 = s0;
   std::ptrdiff_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m512 a = lsq_vec(_mm512_loadu_ps(x + i), _mm512_loadu_ps(dy + i), v, acc);
-    const __m512 b = lsq_vec(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(dy + i + 16), v, acc2);
-    _mm512_storeu_ps(dx + i, a);
-    _mm512_storeu_ps(dx + i + 16, b);
+  while (i + 32 <= n) {
+    __m512 sa = _mm512_setzero_ps(), sb = sa, oa = sa, ob = sa;
+    for (std::ptrdiff_t k = 0; k < kLsqBlock && i + 32 <= n; ++k, i += 32) {
+      const __m512 ga = _mm512_loadu_ps(dy + i), gb = _mm512_loadu_ps(dy + i + 16);
+      const LsqParts a = lsq_parts(_mm512_loadu_ps(x + i), v);
+      const LsqParts b = lsq_parts(_mm512_loadu_ps(x + i + 16), v);
+      _mm512_storeu_ps(dx + i, _mm512_maskz_mov_ps(a.in, ga));
+      _mm512_storeu_ps(dx + i + 16, _mm512_maskz_mov_ps(b.in, gb));
+      sa = _mm512_fmadd_ps(ga, a.term, sa);
+      sb = _mm512_fmadd_ps(gb, b.term, sb);
+      oa = _mm512_add_ps(oa, _mm512_maskz_mov_ps(a.out, ga));
+      ob = _mm512_add_ps(ob, _mm512_maskz_mov_ps(b.out, gb));
+    }
+    accumulate2(sa, sb, &s0, &s1);
+    accumulate2(oa, ob, &o0, &o1);
   }
   for (; i < n; i += 16) {
     // Masked-out lanes load x = 0 and dy = 0: inside (zero_point lies in [qmin, qmax]), contributing 0.
     const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
-    _mm512_mask_storeu_ps(dx + i, m,
-                          lsq_vec(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, dy + i), v, acc));
+    const __m512 g = _mm512_maskz_loadu_ps(m, dy + i);
+    const LsqParts a = lsq_parts(_mm512_maskz_loadu_ps(m, x + i), v);
+    _mm512_mask_storeu_ps(dx + i, m, _mm512_maskz_mov_ps(a.in, g));
+    accumulate_products(g, a.term, &s0, &s1);
+    accumulate(_mm512_maskz_mov_ps(a.out, g), &o0, &o1);
   }
-  *d_scale += _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc2[0], acc2[1])));
-  *dy_outside +=
-      _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[2], acc[3]), _mm512_add_pd(acc2[2], acc2[3])));
+  *d_scale += _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+  *dy_outside += _mm512_reduce_add_pd(_mm512_add_pd(o0, o1));
 }
 
 MIXQ_TARGET_AVX512 inline void fake_quant_channels(const float* x, float* y, std::ptrdiff_t outer,

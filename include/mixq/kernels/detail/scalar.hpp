@@ -31,6 +31,9 @@ inline Params params(float scale, std::int32_t zero_point, std::int32_t qmin, st
   return p;
 }
 
+/// SIMD LSQ sums: float fma partial sums over at most kLsqBlock steps per lane, then flushed to double.
+inline constexpr int kLsqBlock = 8;
+
 /// Round half to even in the default rounding mode.
 inline float round_even(float t) { return std::nearbyint(t); }
 
