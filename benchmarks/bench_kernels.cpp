@@ -52,7 +52,7 @@ struct Buffer {
 struct Streams {
   std::size_t n;
   Buffer x, dy, y, codes;
-  explicit Streams(std::size_t bytes) : n(bytes / 4), x(bytes), dy(bytes), y(bytes), codes(bytes / 4 + 64) {
+  explicit Streams(std::size_t bytes) : n(bytes / 4), x(bytes), dy(bytes), y(bytes), codes(bytes + 64) {
     std::uint64_t s = 88172645463325252ull;
     for (std::size_t i = 0; i < n; ++i) {
       s ^= s << 13, s ^= s >> 7, s ^= s << 17;
@@ -61,6 +61,9 @@ struct Streams {
       for (int k = 0; k < 4; ++k) v += static_cast<float>((s >> (16 * k)) & 0xFFFF) / 65535.0f - 0.5f;
       x.f()[i] = 2.0f * v;
       dy.f()[i] = v;
+    }
+    for (std::size_t i = 0; i < bytes; ++i) {
+      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
       codes.u8()[i] = static_cast<std::uint8_t>(s >> 56);
     }
   }
@@ -123,18 +126,20 @@ std::vector<KernelCase> kernel_cases() {
        [](Streams& s) { mk::quantize(s.x.f(), s.codes.s8(), std::ptrdiff_t(s.n), kScale, 0, kQmin, kQmax); }},
       {"dequantize_int8", 5,
        [](Streams& s) { mk::dequantize(s.codes.s8(), s.y.f(), std::ptrdiff_t(s.n), kScale, 0); }},
-      {"pack_bits_4", 1.5,
-       [](Streams& s) { mk::pack_bits(s.codes.u8(), std::ptrdiff_t(s.n), 4, s.y.u8()); }},
-      {"pack_bits_3", 1.375,
-       [](Streams& s) { mk::pack_bits(s.codes.u8(), std::ptrdiff_t(s.n), 3, s.y.u8()); }},
-      {"unpack_bits_3", 1.375,
-       [](Streams& s) { mk::unpack_bits(s.y.u8(), std::ptrdiff_t(s.n), 3, s.codes.u8()); }},
+      // Bit packing: the working set is the byte-code stream, n = 4 * (floats per stream) codes.
+      {"pack_bits_4", 1.5 * 4,
+       [](Streams& s) { mk::pack_bits(s.codes.u8(), std::ptrdiff_t(4 * s.n), 4, s.y.u8()); }},
+      {"pack_bits_3", 1.375 * 4,
+       [](Streams& s) { mk::pack_bits(s.codes.u8(), std::ptrdiff_t(4 * s.n), 3, s.y.u8()); }},
+      {"unpack_bits_3", 1.375 * 4,
+       [](Streams& s) { mk::unpack_bits(s.y.u8(), std::ptrdiff_t(4 * s.n), 3, s.codes.u8()); }},
       {"minmax", 4,
        [](Streams& s) { benchmark::DoNotOptimize(mk::minmax(s.x.f(), std::ptrdiff_t(s.n))); }},
   };
 }
 
-// The working set is the size of the float stream; byte-code kernels (pack/unpack) use n = bytes / 4 codes.
+// The working set is the size of the input stream (floats, or byte codes for pack/unpack). bytes_per_element
+// is per float of the working set.
 void run_kernel(benchmark::State& st, mk::Isa isa, KernelCase k, std::size_t bytes) {
   mk::force_isa(isa);
   Streams& s = streams(bytes);

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -65,12 +66,13 @@ MIXQ_TARGET_AVX2 inline __m256i tail_mask(std::ptrdiff_t m) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)), idx);
 }
 
-MIXQ_TARGET_AVX2 inline void fake_quant(const float* x, float* y, std::ptrdiff_t n, const Params& p) {
-  const Vec v = broadcast(p);
+// One row with one parameter set. With stream, y is written with non-temporal stores after a masked head
+// that aligns it to 32 bytes (the caller issues the sfence).
+MIXQ_TARGET_AVX2 inline void fake_quant_row(const float* x, float* y, std::ptrdiff_t n, const Vec& v, bool stream) {
   std::ptrdiff_t i = 0;
-  if (n * std::ptrdiff_t(sizeof(float)) >= stream_bytes()) {
-    const std::ptrdiff_t head = ((32 - (reinterpret_cast<std::uintptr_t>(y) & 31)) & 31) / 4;
-    if (head > 0 && (reinterpret_cast<std::uintptr_t>(y) & 3) == 0) {
+  if (stream) {
+    const std::ptrdiff_t head = std::min<std::ptrdiff_t>(((32 - (reinterpret_cast<std::uintptr_t>(y) & 31)) & 31) / 4, n);
+    if (head > 0) {
       const __m256i m = tail_mask(head);
       _mm256_maskstore_ps(y, m, fake_quant_vec(_mm256_maskload_ps(x, m), v));
       i = head;
@@ -86,7 +88,7 @@ MIXQ_TARGET_AVX2 inline void fake_quant(const float* x, float* y, std::ptrdiff_t
         _mm256_stream_ps(y + i + 16, c);
         _mm256_stream_ps(y + i + 24, d);
       }
-      _mm_sfence();
+      for (; i + 8 <= n; i += 8) _mm256_stream_ps(y + i, fake_quant_vec(_mm256_loadu_ps(x + i), v));
     }
   }
   for (; i + 32 <= n; i += 32) {
@@ -104,6 +106,34 @@ MIXQ_TARGET_AVX2 inline void fake_quant(const float* x, float* y, std::ptrdiff_t
     const __m256i m = tail_mask(n - i);
     _mm256_maskstore_ps(y + i, m, fake_quant_vec(_mm256_maskload_ps(x + i, m), v));
   }
+}
+
+MIXQ_TARGET_AVX2 inline void fake_quant(const float* x, float* y, std::ptrdiff_t n, const Params& p) {
+  const bool stream = n * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
+  fake_quant_row(x, y, n, broadcast(p), stream);
+  if (stream) _mm_sfence();
+}
+
+// Per-channel parameters in blocks of 8 channels: the 8 reciprocals come from one vector division
+// (correctly rounded, so equal to scalar 1.0f / scale), off the rows' critical path.
+struct ChannelBlock {
+  alignas(32) float inv[8];
+};
+
+MIXQ_TARGET_AVX2 inline void channel_block(const float* scales, std::ptrdiff_t c, std::ptrdiff_t channels,
+                                           ChannelBlock* b) {
+  if (c + 8 <= channels) {
+    _mm256_store_ps(b->inv, _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(scales + c)));
+  } else {
+    for (std::ptrdiff_t k = 0; k < channels - c; ++k) b->inv[k] = 1.0f / scales[c + k];
+  }
+}
+
+MIXQ_TARGET_AVX2 inline Vec channel_vec(float scale, float inv, std::int32_t zero_point, std::int32_t qmin,
+                                        std::int32_t qmax) {
+  return {_mm256_set1_ps(scale), _mm256_set1_ps(inv),
+          _mm256_set1_ps(static_cast<float>(static_cast<std::int64_t>(qmin) - zero_point)),
+          _mm256_set1_ps(static_cast<float>(static_cast<std::int64_t>(qmax) - zero_point))};
 }
 
 MIXQ_TARGET_AVX2 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
@@ -209,11 +239,19 @@ MIXQ_TARGET_AVX2 inline void fake_quant_channels(const float* x, float* y, std::
                                                  std::ptrdiff_t channels, std::ptrdiff_t inner, const float* scales,
                                                  const std::int32_t* zero_points, std::int32_t qmin,
                                                  std::int32_t qmax) {
+  const bool stream = outer * channels * inner * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
+  ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
-    for (std::ptrdiff_t c = 0; c < channels; ++c) {
-      const std::ptrdiff_t off = (o * channels + c) * inner;
-      fake_quant(x + off, y + off, inner, params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+    for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
+      channel_block(scales, c0, channels, &b);
+      const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
+      for (std::ptrdiff_t c = c0; c < end; ++c) {
+        const std::ptrdiff_t off = (o * channels + c) * inner;
+        fake_quant_row(x + off, y + off, inner,
+                       channel_vec(scales[c], b.inv[c - c0], zero_points ? zero_points[c] : 0, qmin, qmax), stream);
+      }
     }
+  if (stream) _mm_sfence();
 }
 
 MIXQ_TARGET_AVX2 inline void fake_quant_backward_channels(const float* x, const float* dy, float* dx,
@@ -244,9 +282,11 @@ MIXQ_TARGET_AVX2 inline void lsq_backward_channels(const float* x, const float* 
     }
 }
 
-// Integer codes minus nothing: clamp(round(x * inv)) with NaN -> 0, converted to int32, plus zero point.
+// Integer code: clamp in float first (lo and hi are integers, so clamp(round(t)) == round(clamp(t)) and the
+// conversion never overflows), NaN -> 0, then cvtps2dq rounds half to even (the default MXCSR mode, as
+// std::nearbyint in the scalar path), then + zero_point.
 MIXQ_TARGET_AVX2 inline __m256i code_vec(__m256 x, const Vec& v, __m256i zp) {
-  const __m256 c = clamp_nan(round_even(_mm256_mul_ps(x, v.inv)), v);
+  const __m256 c = clamp_nan(_mm256_mul_ps(x, v.inv), v);
   const __m256 ordered = _mm256_and_ps(c, _mm256_cmp_ps(c, c, _CMP_ORD_Q));
   return _mm256_add_epi32(_mm256_cvtps_epi32(ordered), zp);
 }
@@ -348,45 +388,102 @@ MIXQ_TARGET_AVX2 inline void minmax(const float* x, std::ptrdiff_t n, float* min
   *max = b + 0.0f;
 }
 
-// 8 codes at a time: pext gathers the low `bits` bits of 8 bytes into bits bytes of the stream.
+// pack_bits, 32 codes per step: bytes are merged pairwise (8 -> 16 -> 32 -> 64-bit lanes holding 8 codes
+// = `bits` bytes each), a byte shuffle gathers the 2 * bits valid bytes of each 128-bit half, and two
+// overlapping 16-byte stores write 4 * bits bytes. The last blocks use pext (8 codes) and the scalar loop.
+MIXQ_TARGET_AVX2 inline __m256i merge_lanes(__m256i v, int bits) {
+  const __m128i b1 = _mm_cvtsi32_si128(bits), b2 = _mm_cvtsi32_si128(2 * bits), b4 = _mm_cvtsi32_si128(4 * bits);
+  if (bits <= 6) {
+    // c0 + c1 * 2^bits (unsigned x signed bytes, < 2^12), then w0 + w1 * 2^(2 bits) (< 2^24): no saturation.
+    v = _mm256_maddubs_epi16(v, _mm256_set1_epi16(static_cast<short>(1 | (1 << (8 + bits)))));
+    v = _mm256_madd_epi16(v, _mm256_set1_epi32(1 | (1 << (16 + 2 * bits))));
+    return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi64x(0xFFFFFFFFll)),
+                           _mm256_sll_epi64(_mm256_srli_epi64(v, 32), b4));
+  }
+  v = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi16(0x00FF)), _mm256_sll_epi16(_mm256_srli_epi16(v, 8), b1));
+  v = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_sll_epi32(_mm256_srli_epi32(v, 16), b2));
+  return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi64x(0xFFFFFFFFll)),
+                         _mm256_sll_epi64(_mm256_srli_epi64(v, 32), b4));
+}
+
+MIXQ_TARGET_AVX2 inline __m256i split_lanes(__m256i v, int bits) {
+  const __m128i b1 = _mm_cvtsi32_si128(bits), b2 = _mm_cvtsi32_si128(2 * bits), b4 = _mm_cvtsi32_si128(4 * bits);
+  const long long m4 = (1ll << (4 * bits)) - 1;
+  v = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi64x(m4)), _mm256_slli_epi64(_mm256_srl_epi64(v, b4), 32));
+  v = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32((1 << (2 * bits)) - 1)),
+                      _mm256_slli_epi32(_mm256_srl_epi32(v, b2), 16));
+  return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi16(static_cast<short>((1 << bits) - 1))),
+                         _mm256_slli_epi16(_mm256_srl_epi16(v, b1), 8));
+}
+
 MIXQ_TARGET_AVX2 inline void pack_bits(const std::uint8_t* codes, std::ptrdiff_t n, int bits, std::uint8_t* out) {
-  const std::uint64_t mask = byte_lane_mask(bits);
-  const std::ptrdiff_t blocks = n / 8;
-  // A block writes 8 bytes (bits of them valid) while at least 8 bytes of output remain.
-  const std::ptrdiff_t total = blocks * bits + (n % 8 * bits + 7) / 8;
-  std::ptrdiff_t b = 0;
-  for (; b < blocks && b * bits + 8 <= total; ++b) {
-    std::uint64_t w;
-    std::memcpy(&w, codes + b * 8, 8);
-    const std::uint64_t packed = _pext_u64(w, mask);
-    std::memcpy(out + b * bits, &packed, 8);
+  if (bits == 8) {
+    std::memcpy(out, codes, static_cast<std::size_t>(n));
+    return;
   }
-  for (; b < blocks; ++b) {
-    std::uint64_t w;
-    std::memcpy(&w, codes + b * 8, 8);
-    const std::uint64_t packed = _pext_u64(w, mask);
-    std::memcpy(out + b * bits, &packed, static_cast<std::size_t>(bits));
+  const std::ptrdiff_t total = n / 8 * bits + (n % 8 * bits + 7) / 8;
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << bits) - 1));
+  // Shuffle: in each 128-bit half, bytes [0, bits) of qword 0 then bytes [8, 8 + bits) of qword 1.
+  alignas(32) std::int8_t gather[32];
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 16; ++k)
+      gather[16 * h + k] = static_cast<std::int8_t>(k < bits ? k : k < 2 * bits ? 8 + k - bits : -128);
+  const __m256i shuffle = _mm256_load_si256(reinterpret_cast<const __m256i*>(gather));
+  std::ptrdiff_t i = 0;
+  // Each step writes 16 bytes at out + 4 * bits * step + 2 * bits: keep it inside the output.
+  for (; i + 32 <= n && (i / 8) * bits + 2 * bits + 16 <= total; i += 32) {
+    const __m256i v = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)), mask);
+    const __m256i packed = _mm256_shuffle_epi8(merge_lanes(v, bits), shuffle);
+    std::uint8_t* o = out + (i / 8) * bits;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(packed));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * bits), _mm256_extracti128_si256(packed, 1));
   }
-  scalar::pack_bits(codes + blocks * 8, n - blocks * 8, bits, out + blocks * bits);
+  const std::uint64_t lane_mask = byte_lane_mask(bits);
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, codes + i, 8);
+    const std::uint64_t packed = _pext_u64(w, lane_mask);
+    std::memcpy(out + (i / 8) * bits, &packed, static_cast<std::size_t>(bits));
+  }
+  scalar::pack_bits(codes + i, n - i, bits, out + (i / 8) * bits);
 }
 
 MIXQ_TARGET_AVX2 inline void unpack_bits(const std::uint8_t* packed, std::ptrdiff_t n, int bits, std::uint8_t* codes,
                                          bool sign_extend) {
-  const std::uint64_t mask = byte_lane_mask(bits);
-  const __m128i sign = _mm_set1_epi8(static_cast<char>(1 << (bits - 1)));
-  const std::ptrdiff_t blocks = n / 8;
-  const std::ptrdiff_t total = blocks * bits + (n % 8 * bits + 7) / 8;
-  for (std::ptrdiff_t b = 0; b < blocks; ++b) {
+  const std::ptrdiff_t total = n / 8 * bits + (n % 8 * bits + 7) / 8;
+  const __m256i sign = _mm256_set1_epi8(static_cast<char>(1 << (bits - 1)));
+  const __m256i xor_sign = sign_extend ? sign : _mm256_setzero_si256();
+  // Shuffle: in each 128-bit half, qword 0 <- bytes [0, bits), qword 1 <- bytes [bits, 2 * bits).
+  alignas(32) std::int8_t spread[32];
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 16; ++k)
+      spread[16 * h + k] = static_cast<std::int8_t>(k < bits ? k : k >= 8 && k < 8 + bits ? k - 8 + bits : -128);
+  const __m256i shuffle = _mm256_load_si256(reinterpret_cast<const __m256i*>(spread));
+  std::ptrdiff_t i = 0;
+  if (bits < 8) {
+    for (; i + 32 <= n && (i / 8) * bits + 2 * bits + 16 <= total; i += 32) {
+      const std::uint8_t* in = packed + (i / 8) * bits;
+      const __m256i raw = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * bits)), 1);
+      const __m256i c = split_lanes(_mm256_shuffle_epi8(raw, shuffle), bits);
+      const __m256i v = _mm256_sub_epi8(_mm256_xor_si256(c, xor_sign), xor_sign);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), v);
+    }
+  }
+  const std::uint64_t lane_mask = byte_lane_mask(bits);
+  const __m128i sign128 = _mm256_castsi256_si128(sign);
+  for (; i + 8 <= n; i += 8) {
     std::uint64_t w = 0;
-    std::memcpy(&w, packed + b * bits, b * bits + 8 <= total ? 8 : static_cast<std::size_t>(bits));
-    std::uint64_t c = _pdep_u64(w, mask);
+    std::memcpy(&w, packed + (i / 8) * bits, static_cast<std::size_t>(bits));
+    std::uint64_t c = _pdep_u64(w, lane_mask);
     if (sign_extend) {
       const __m128i s = _mm_cvtsi64_si128(static_cast<long long>(c));
-      c = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_sub_epi8(_mm_xor_si128(s, sign), sign)));
+      c = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_sub_epi8(_mm_xor_si128(s, sign128), sign128)));
     }
-    std::memcpy(codes + b * 8, &c, 8);
+    std::memcpy(codes + i, &c, 8);
   }
-  scalar::unpack_bits(packed + blocks * bits, n - blocks * 8, bits, codes + blocks * 8, sign_extend);
+  scalar::unpack_bits(packed + (i / 8) * bits, n - i, bits, codes + i, sign_extend);
 }
 
 }  // namespace avx2

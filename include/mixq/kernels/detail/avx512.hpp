@@ -224,8 +224,9 @@ MIXQ_TARGET_AVX512 inline void lsq_backward_channels(const float* x, const float
     }
 }
 
+// As avx2::code_vec: clamp in float, NaN -> 0, cvtps2dq (round half to even in the default MXCSR mode).
 MIXQ_TARGET_AVX512 inline __m512i code_vec(__m512 x, const Vec& v, __m512i zp) {
-  const __m512 c = clamp_nan(round_even(_mm512_mul_ps(x, v.inv)), v);
+  const __m512 c = clamp_nan(_mm512_mul_ps(x, v.inv), v);
   const __m512 ordered = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
   return _mm512_add_epi32(_mm512_cvtps_epi32(ordered), zp);
 }
