@@ -307,7 +307,7 @@ TEST_P(QuantizerOnIsa, PerChannelEqualsPerTensorChannelByChannel) {
       pt.forward(xc.data(), yc.data(), sc);
       pt.backward(xc.data(), dyc.data(), dxc.data(), sc);
       const double dsc = pt.lsq_backward(xc.data(), dyc.data(), dxc_lsq.data(), sc)[0];
-      EXPECT_NEAR(dsc, ds[static_cast<std::size_t>(c)], 1e-9 * (1.0 + std::fabs(dsc)));
+      EXPECT_NEAR(dsc, ds[static_cast<std::size_t>(c)], 1e-5 * (1.0 + std::fabs(dsc)));  // kernels sum in float lanes
       const std::vector<std::int32_t> codes_c = pt.quantize(xc.data(), sc).codes();
       std::size_t k = 0;
       for (std::int64_t n = 0; n < N; ++n)

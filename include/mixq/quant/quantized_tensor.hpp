@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mixq/error.hpp"
+#include "mixq/kernels.hpp"
 #include "mixq/quant/layout.hpp"
 #include "mixq/quant/spec.hpp"
 
@@ -156,10 +157,17 @@ class QuantizedTensor {
     return static_cast<std::int32_t>(v);
   }
 
-  /// Writes the dequantized values (code - zero_point) * scale to out[0..numel).
+  /// Writes the dequantized values (code - zero_point) * scale to out[0..numel) (SIMD unpack and dequantize
+  /// kernels up to 8 bits).
   void dequantize(float* out) const {
-    const std::vector<std::int32_t> q = codes();
     const ChannelLayout l = layout();
+    if (numel_ == 0) return;
+    if (spec_.bit_width <= 8) {
+      if (spec_.is_signed) dequantize_small<std::int8_t>(l, out);
+      else dequantize_small<std::uint8_t>(l, out);
+      return;
+    }
+    const std::vector<std::int32_t> q = codes();
     std::size_t i = 0;
     for (std::int64_t o = 0; o < l.outer; ++o)
       for (std::int64_t c = 0; c < l.channels; ++c) {
@@ -182,6 +190,18 @@ class QuantizedTensor {
   friend bool operator!=(const QuantizedTensor& a, const QuantizedTensor& b) { return !(a == b); }
 
  private:
+  template <class Code>
+  void dequantize_small(const ChannelLayout& l, float* out) const {
+    std::vector<Code> q(static_cast<std::size_t>(numel_));
+    kernels::unpack_bits(packed_.data(), static_cast<std::ptrdiff_t>(numel_), spec_.bit_width, q.data());
+    for (std::int64_t o = 0; o < l.outer; ++o)
+      for (std::int64_t c = 0; c < l.channels; ++c) {
+        const std::int64_t off = (o * l.channels + c) * l.inner;
+        kernels::dequantize(q.data() + off, out + off, static_cast<std::ptrdiff_t>(l.inner),
+                            scales_[static_cast<std::size_t>(c)], zero_points_[static_cast<std::size_t>(c)]);
+      }
+  }
+
   static QuantizedTensor make(Shape shape, const QuantSpec& spec, std::vector<float> scales,
                               std::vector<std::int32_t> zero_points) {
     QuantizedTensor t;
