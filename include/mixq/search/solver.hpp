@@ -1,0 +1,1086 @@
+#pragma once
+/// @file
+/// Exact solver of the mixed-precision search problem (MCKP with K resource rows).
+///
+/// Method (all steps keep exactness):
+/// 1. Ties are merged into one class (summed costs and uses per option index); fixed and forbidden options
+///    are removed; an option dominated by another of its class (no cheaper, no smaller use in any row) is
+///    removed.
+/// 2. Row filtering: an option whose use of resource k plus the minimum use of every other class exceeds
+///    budget k is removed (exact int64 arithmetic); classes left with one option become constants.
+/// 3. Bound: the LP relaxation of a surrogate row sum_k mu_k use_k / budget_k <= sum_k mu_k, solved exactly by
+///    the greedy over per-class lower convex hulls (Sinha and Zoltners). For K = 1 this is the LP bound; for
+///    K >= 2 the multipliers mu are chosen by a golden-section search maximising the bound (the surrogate dual).
+/// 4. Incumbent: the LP solution rounded down, repaired row by row, improved by single-class moves.
+/// 5. Reduced-cost fixing with the Lagrangian multiplier of the surrogate LP, then depth-first branch and bound;
+///    every node is bounded by the surrogate LP of the classes still open (a Fenwick tree over the hull
+///    segments sorted by efficiency gives it in O(log n)), by the fixed-multiplier Lagrangian bound, and by
+///    exact per-row minimum uses.
+/// Tolerance: a node is pruned when its bound >= incumbent - tol, tol = relative_tolerance * max(1, |incumbent|)
+/// (default 1e-9). OPTIMAL therefore means: no solution is cheaper than the returned one by more than tol.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mixq/error.hpp"
+#include "mixq/search/problem.hpp"
+
+namespace mixq::search {
+
+/// Outcome of a solve.
+enum class Status {
+  optimal,     ///< proven optimal (within SolveOptions::relative_tolerance)
+  feasible,    ///< a node or time limit stopped the search: best solution found and proven gap
+  infeasible,  ///< no choice meets every budget: see infeasible_resource and minimum_use
+  unknown      ///< a limit stopped the search before any feasible solution was found
+};
+
+/// "optimal", "feasible", "infeasible" or "unknown".
+inline const char* to_string(Status s) {
+  switch (s) {
+    case Status::optimal: return "optimal";
+    case Status::feasible: return "feasible";
+    case Status::infeasible: return "infeasible";
+    default: return "unknown";
+  }
+}
+
+/// Limits and tolerance of a solve. 0 means no limit.
+struct SolveOptions {
+  std::int64_t node_limit = 0;       ///< branch-and-bound nodes
+  double time_limit_seconds = 0.0;   ///< wall time of the branch and bound
+  double relative_tolerance = 1e-9;  ///< optimality tolerance relative to max(1, |objective|)
+};
+
+/// Result of a solve.
+struct Solution {
+  Status status = Status::unknown;
+  double objective = std::numeric_limits<double>::quiet_NaN();  ///< summed cost of the chosen options
+  std::vector<int> choice;              ///< per class: the chosen option index (empty when none found)
+  std::vector<std::int64_t> use;        ///< per resource: total use of the chosen options
+  double bound = -std::numeric_limits<double>::infinity();  ///< proven lower bound on the optimum
+  double gap = std::numeric_limits<double>::infinity();     ///< objective - bound (0 when optimal)
+  int infeasible_resource = -1;         ///< INFEASIBLE: the resource row that cannot be met
+  std::int64_t minimum_use = 0;         ///< INFEASIBLE: its minimum possible use (given the rows before it)
+  std::int64_t nodes = 0;               ///< branch-and-bound nodes visited
+  double solve_seconds = 0.0;
+};
+
+namespace detail {
+
+/// Budget-independent compiled form: merged tie groups and their surviving options, flat.
+struct Compiled {
+  int K = 0;
+  int n_classes = 0;
+  std::vector<std::vector<int>> members;  ///< per group: its class indices
+  std::vector<int> group_of;              ///< per class: its group
+  std::vector<int> begin;                 ///< per group: first option (size groups + 1)
+  std::vector<double> cost;
+  std::vector<std::int64_t> use;          ///< option * K + k
+  std::vector<int> option;                ///< original option index
+  int groups() const { return static_cast<int>(members.size()); }
+};
+
+/// Removes options dominated within their group (keeps the first of identical options).
+inline void dominance_filter(Compiled& cp) {
+  const int K = cp.K;
+  std::vector<int> begin{0};
+  std::vector<double> cost;
+  std::vector<std::int64_t> use;
+  std::vector<int> option;
+  for (int g = 0; g < cp.groups(); ++g) {
+    for (int i = cp.begin[static_cast<std::size_t>(g)]; i < cp.begin[static_cast<std::size_t>(g) + 1]; ++i) {
+      bool dominated = false;
+      for (int j = cp.begin[static_cast<std::size_t>(g)]; j < cp.begin[static_cast<std::size_t>(g) + 1] && !dominated; ++j) {
+        if (j == i || cp.cost[static_cast<std::size_t>(j)] > cp.cost[static_cast<std::size_t>(i)]) continue;
+        bool le = true, strict = cp.cost[static_cast<std::size_t>(j)] < cp.cost[static_cast<std::size_t>(i)];
+        for (int k = 0; k < K; ++k) {
+          const std::int64_t uj = cp.use[static_cast<std::size_t>(j * K + k)], ui = cp.use[static_cast<std::size_t>(i * K + k)];
+          if (uj > ui) { le = false; break; }
+          if (uj < ui) strict = true;
+        }
+        if (le && (strict || j < i)) dominated = true;
+      }
+      if (dominated) continue;
+      cost.push_back(cp.cost[static_cast<std::size_t>(i)]);
+      for (int k = 0; k < K; ++k) use.push_back(cp.use[static_cast<std::size_t>(i * K + k)]);
+      option.push_back(cp.option[static_cast<std::size_t>(i)]);
+    }
+    begin.push_back(static_cast<int>(cost.size()));
+  }
+  cp.begin = std::move(begin);
+  cp.cost = std::move(cost);
+  cp.use = std::move(use);
+  cp.option = std::move(option);
+}
+
+/// Validates, merges ties (union-find), removes fixed-out and forbidden options, filters dominated ones.
+inline Compiled compile(const Problem& p) {
+  validate(p);
+  const int n = static_cast<int>(p.classes.size());
+  std::vector<int> parent(static_cast<std::size_t>(n));
+  std::iota(parent.begin(), parent.end(), 0);
+  auto find = [&](int x) {
+    while (parent[static_cast<std::size_t>(x)] != x) x = parent[static_cast<std::size_t>(x)] = parent[static_cast<std::size_t>(parent[static_cast<std::size_t>(x)])];
+    return x;
+  };
+  for (const std::vector<int>& t : p.ties)
+    for (int c : t) parent[static_cast<std::size_t>(find(c))] = find(t[0]);
+  Compiled cp;
+  cp.K = static_cast<int>(p.budgets.size());
+  cp.n_classes = n;
+  cp.group_of.assign(static_cast<std::size_t>(n), -1);
+  std::vector<int> group_of_root(static_cast<std::size_t>(n), -1);
+  for (int c = 0; c < n; ++c) {
+    const int r = find(c);
+    if (group_of_root[static_cast<std::size_t>(r)] < 0) {
+      group_of_root[static_cast<std::size_t>(r)] = cp.groups();
+      cp.members.emplace_back();
+    }
+    cp.group_of[static_cast<std::size_t>(c)] = group_of_root[static_cast<std::size_t>(r)];
+    cp.members[static_cast<std::size_t>(group_of_root[static_cast<std::size_t>(r)])].push_back(c);
+  }
+  const int K = cp.K;
+  cp.begin.push_back(0);
+  for (const std::vector<int>& m : cp.members) {
+    const std::size_t nopt = p.classes[static_cast<std::size_t>(m[0])].options.size();
+    for (std::size_t j = 0; j < nopt; ++j) {
+      bool ok = true;
+      double c = 0.0;
+      std::vector<std::int64_t> u(static_cast<std::size_t>(K), 0);
+      for (int ci : m) {
+        const ChoiceClass& cl = p.classes[static_cast<std::size_t>(ci)];
+        const Option& o = cl.options[j];
+        if (!o.allowed || (cl.fixed_option >= 0 && cl.fixed_option != static_cast<int>(j))) { ok = false; break; }
+        c += o.cost;
+        for (int k = 0; k < K; ++k) u[static_cast<std::size_t>(k)] += o.use[static_cast<std::size_t>(k)];
+      }
+      if (!ok) continue;
+      cp.cost.push_back(c);
+      cp.use.insert(cp.use.end(), u.begin(), u.end());
+      cp.option.push_back(static_cast<int>(j));
+    }
+    if (static_cast<int>(cp.cost.size()) == cp.begin.back()) {
+      std::string names;
+      for (int ci : m) names += (names.empty() ? "'" : ", '") + p.classes[static_cast<std::size_t>(ci)].name + "'";
+      mixq::detail::fail("problem: tied classes ", names, " have no common allowed option");
+    }
+    cp.begin.push_back(static_cast<int>(cp.cost.size()));
+  }
+  dominance_filter(cp);
+  return cp;
+}
+
+/// Fenwick tree over doubles (prefix sums of hull-segment lengths and gains).
+struct Fenwick {
+  std::vector<double> t;
+  void reset(std::size_t n) { t.assign(n + 1, 0.0); }
+  void add(std::size_t i, double v) {
+    for (++i; i < t.size(); i += i & (~i + 1)) t[i] += v;
+  }
+};
+
+/// One solve of a compiled problem for one budget vector.
+class Engine {
+ public:
+  Engine(const Compiled& cp, const std::vector<std::int64_t>& budgets, const SolveOptions& opt)
+      : cp_(cp), K_(cp.K), b_(budgets), opt_(opt) {}
+
+  /// Solves; choice is per group (index into cp arrays), warm is an optional per-group start.
+  Solution run(const std::vector<int>* warm) {
+    const auto t0 = std::chrono::steady_clock::now();
+    start_ = t0;
+    Solution s = run_impl(warm);
+    s.nodes = nodes_;
+    s.solve_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return s;
+  }
+
+  std::vector<int> best_choice;  ///< per group, option index into cp arrays (empty if none)
+
+ private:
+  const Compiled& cp_;
+  int K_;
+  std::vector<std::int64_t> b_;
+  SolveOptions opt_;
+  std::chrono::steady_clock::time_point start_;
+  std::int64_t nodes_ = 0;
+  bool aborted_ = false;
+
+  std::vector<std::vector<int>> act_;  // per group: active options
+  std::vector<int> free_;              // free groups
+  std::vector<int> fixed_choice_;      // per group: chosen option when a singleton, else -1
+  double const_cost_ = 0.0;
+  std::vector<std::int64_t> rb_;       // residual budgets after constants
+  double ub_ = std::numeric_limits<double>::infinity();  // incumbent objective without const_cost_
+  std::vector<int> inc_;               // per group incumbent (global option index)
+
+  // LP data
+  std::vector<double> w_;              // surrogate weight per row (mu_k / max(rb_k, 1))
+  double R_ = 0.0;                     // surrogate budget
+  std::vector<double> s_;              // surrogate use per option
+  struct Segment { double eff, ds, gain; int group, pos; };
+  std::vector<std::vector<int>> hull_;  // per group: hull option ids, increasing surrogate use
+  std::vector<Segment> seg_;
+  double lambda_ = 0.0;
+  std::vector<int> hull_pos_;           // LP integer part: hull index per group
+
+  double tol() const { return opt_.relative_tolerance * std::max(1.0, std::fabs(ub_ + const_cost_)); }
+  double use_k(int j, int k) const { return static_cast<double>(cp_.use[static_cast<std::size_t>(j * K_ + k)]); }
+  std::int64_t iuse(int j, int k) const { return cp_.use[static_cast<std::size_t>(j * K_ + k)]; }
+
+  Solution infeasible(int k, std::int64_t min_use) {
+    Solution s;
+    s.status = Status::infeasible;
+    s.infeasible_resource = k;
+    s.minimum_use = min_use;
+    return s;
+  }
+
+  // Row filtering. Returns -1 if fine, else the violated row (min_use_out set).
+  int row_filter(std::int64_t& min_use_out) {
+    const int G = cp_.groups();
+    std::vector<std::int64_t> gmin(static_cast<std::size_t>(G * K_));
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (int k = 0; k < K_; ++k) {
+        std::int64_t tot = 0;
+        for (int g = 0; g < G; ++g) {
+          std::int64_t m = std::numeric_limits<std::int64_t>::max();
+          for (int j : act_[static_cast<std::size_t>(g)]) m = std::min(m, iuse(j, k));
+          gmin[static_cast<std::size_t>(g * K_ + k)] = m;
+          tot += m;
+        }
+        if (tot > b_[static_cast<std::size_t>(k)]) {
+          min_use_out = tot;
+          return k;
+        }
+        for (int g = 0; g < G; ++g) {
+          std::vector<int>& a = act_[static_cast<std::size_t>(g)];
+          const std::int64_t slack = b_[static_cast<std::size_t>(k)] - tot + gmin[static_cast<std::size_t>(g * K_ + k)];
+          const std::size_t before = a.size();
+          a.erase(std::remove_if(a.begin(), a.end(), [&](int j) { return iuse(j, k) > slack; }), a.end());
+          if (a.size() != before) changed = true;
+        }
+      }
+    }
+    return -1;
+  }
+
+  void fold_constants() {
+    const int G = cp_.groups();
+    free_.clear();
+    fixed_choice_.assign(static_cast<std::size_t>(G), -1);
+    const_cost_ = 0.0;
+    rb_ = b_;
+    for (int g = 0; g < G; ++g) {
+      const std::vector<int>& a = act_[static_cast<std::size_t>(g)];
+      if (a.size() == 1) {
+        fixed_choice_[static_cast<std::size_t>(g)] = a[0];
+        const_cost_ += cp_.cost[static_cast<std::size_t>(a[0])];
+        for (int k = 0; k < K_; ++k) rb_[static_cast<std::size_t>(k)] -= iuse(a[0], k);
+      } else {
+        free_.push_back(g);
+      }
+    }
+  }
+
+  // Surrogate LP over the free groups with weights w. Returns the bound (without const_cost_), +inf when the
+  // surrogate is infeasible. Fills s_, hull_, seg_ (sorted), lambda_, hull_pos_.
+  double build_lp(const std::vector<double>& w) {
+    w_ = w;
+    R_ = 0.0;
+    for (int k = 0; k < K_; ++k) R_ += w[static_cast<std::size_t>(k)] * static_cast<double>(rb_[static_cast<std::size_t>(k)]);
+    s_.resize(cp_.cost.size());
+    hull_.resize(static_cast<std::size_t>(cp_.groups()));
+    seg_.clear();
+    double base_s = 0.0, base_c = 0.0;
+    std::vector<int> idx;
+    for (int g : free_) {
+      idx = act_[static_cast<std::size_t>(g)];
+      for (int j : idx) {
+        double v = 0.0;
+        for (int k = 0; k < K_; ++k) v += w[static_cast<std::size_t>(k)] * use_k(j, k);
+        s_[static_cast<std::size_t>(j)] = v;
+      }
+      std::sort(idx.begin(), idx.end(), [&](int a, int b) {
+        if (s_[static_cast<std::size_t>(a)] != s_[static_cast<std::size_t>(b)]) return s_[static_cast<std::size_t>(a)] < s_[static_cast<std::size_t>(b)];
+        return cp_.cost[static_cast<std::size_t>(a)] < cp_.cost[static_cast<std::size_t>(b)];
+      });
+      std::vector<int>& h = hull_[static_cast<std::size_t>(g)];
+      h.clear();
+      for (int j : idx) {
+        const double sj = s_[static_cast<std::size_t>(j)], cj = cp_.cost[static_cast<std::size_t>(j)];
+        if (!h.empty() && cj >= cp_.cost[static_cast<std::size_t>(h.back())]) continue;
+        if (!h.empty() && sj == s_[static_cast<std::size_t>(h.back())]) continue;
+        while (h.size() >= 2) {
+          const int a = h[h.size() - 2], b = h.back();
+          const double s0 = s_[static_cast<std::size_t>(a)], c0 = cp_.cost[static_cast<std::size_t>(a)];
+          const double s1 = s_[static_cast<std::size_t>(b)], c1 = cp_.cost[static_cast<std::size_t>(b)];
+          if ((c1 - c0) * (sj - s1) >= (cj - c1) * (s1 - s0)) h.pop_back();
+          else break;
+        }
+        h.push_back(j);
+      }
+      base_s += s_[static_cast<std::size_t>(h[0])];
+      base_c += cp_.cost[static_cast<std::size_t>(h[0])];
+      for (std::size_t i = 0; i + 1 < h.size(); ++i) {
+        const double ds = s_[static_cast<std::size_t>(h[i + 1])] - s_[static_cast<std::size_t>(h[i])];
+        const double gain = cp_.cost[static_cast<std::size_t>(h[i])] - cp_.cost[static_cast<std::size_t>(h[i + 1])];
+        seg_.push_back(Segment{gain / ds, ds, gain, g, static_cast<int>(i)});
+      }
+    }
+    std::sort(seg_.begin(), seg_.end(), [](const Segment& a, const Segment& b) {
+      if (a.eff != b.eff) return a.eff > b.eff;
+      if (a.group != b.group) return a.group < b.group;
+      return a.pos < b.pos;
+    });
+    hull_pos_.assign(static_cast<std::size_t>(cp_.groups()), 0);
+    lambda_ = 0.0;
+    double r = R_ - base_s;
+    if (r < -s_tol()) return std::numeric_limits<double>::infinity();
+    r = std::max(r, 0.0);
+    double value = base_c;
+    for (const Segment& sg : seg_) {
+      if (sg.ds <= r) {
+        r -= sg.ds;
+        value -= sg.gain;
+        ++hull_pos_[static_cast<std::size_t>(sg.group)];
+      } else {
+        value -= sg.gain * (r / sg.ds);
+        lambda_ = sg.eff;
+        break;
+      }
+    }
+    return value;
+  }
+
+  double s_tol() const { return 1e-9 * (std::fabs(R_) + 1.0); }
+
+  bool feasible(const std::vector<int>& choice, double& cost) const {
+    cost = 0.0;
+    for (int k = 0; k < K_; ++k) {
+      std::int64_t u = 0;
+      for (int g = 0; g < cp_.groups(); ++g) u += iuse(choice[static_cast<std::size_t>(g)], k);
+      if (u > b_[static_cast<std::size_t>(k)]) return false;
+    }
+    for (int g = 0; g < cp_.groups(); ++g) cost += cp_.cost[static_cast<std::size_t>(choice[static_cast<std::size_t>(g)])];
+    return true;
+  }
+
+  void offer(const std::vector<int>& choice) {
+    double c;
+    if (!feasible(choice, c)) return;
+    c -= const_cost_;
+    if (c < ub_) {
+      ub_ = c;
+      inc_ = choice;
+    }
+  }
+
+  // LP rounding + repair + single-class improvement moves, over the free groups' active options.
+  void heuristic() {
+    std::vector<int> cur(static_cast<std::size_t>(cp_.groups()));
+    for (int g = 0; g < cp_.groups(); ++g)
+      cur[static_cast<std::size_t>(g)] = fixed_choice_[static_cast<std::size_t>(g)];
+    for (int g : free_)
+      cur[static_cast<std::size_t>(g)] = hull_[static_cast<std::size_t>(g)][static_cast<std::size_t>(hull_pos_[static_cast<std::size_t>(g)])];
+    heuristic_from(std::move(cur));
+  }
+
+  // Repairs a start (per group; fixed groups already set) row by row, improves it, offers it.
+  void heuristic_from(std::vector<int> cur) {
+    std::vector<std::int64_t> tot(static_cast<std::size_t>(K_), 0);
+    for (int k = 0; k < K_; ++k)
+      for (int g : free_) tot[static_cast<std::size_t>(k)] += iuse(cur[static_cast<std::size_t>(g)], k);
+    auto apply = [&](int g, int j) {
+      for (int k = 0; k < K_; ++k) tot[static_cast<std::size_t>(k)] += iuse(j, k) - iuse(cur[static_cast<std::size_t>(g)], k);
+      cur[static_cast<std::size_t>(g)] = j;
+    };
+    // Repair: reduce the violated rows at the best cost per unit of normalised violation removed.
+    for (int it = 0; it < 4 * static_cast<int>(free_.size()) * K_ + 8; ++it) {
+      bool violated = false;
+      for (int k = 0; k < K_; ++k) violated |= tot[static_cast<std::size_t>(k)] > rb_[static_cast<std::size_t>(k)];
+      if (!violated) break;
+      double best = -std::numeric_limits<double>::infinity();
+      int bg = -1, bj = -1;
+      for (int g : free_) {
+        const int c0 = cur[static_cast<std::size_t>(g)];
+        for (int j : act_[static_cast<std::size_t>(g)]) {
+          if (j == c0) continue;
+          double benefit = 0.0;
+          bool ok = true;
+          for (int k = 0; k < K_; ++k) {
+            const std::int64_t nt = tot[static_cast<std::size_t>(k)] + iuse(j, k) - iuse(c0, k);
+            const std::int64_t over = tot[static_cast<std::size_t>(k)] - rb_[static_cast<std::size_t>(k)];
+            if (over > 0) {
+              const std::int64_t red = std::min(over, tot[static_cast<std::size_t>(k)] - nt);
+              if (nt > tot[static_cast<std::size_t>(k)]) { ok = false; break; }
+              benefit += static_cast<double>(red) / static_cast<double>(std::max<std::int64_t>(rb_[static_cast<std::size_t>(k)], 1));
+            } else if (nt > rb_[static_cast<std::size_t>(k)]) {
+              ok = false;
+              break;
+            }
+          }
+          if (!ok || benefit <= 0.0) continue;
+          const double dc = cp_.cost[static_cast<std::size_t>(j)] - cp_.cost[static_cast<std::size_t>(c0)];
+          const double score = dc <= 0.0 ? 1e300 * benefit : benefit / dc;
+          if (score > best) { best = score; bg = g; bj = j; }
+        }
+      }
+      if (bg < 0) break;
+      apply(bg, bj);
+    }
+    for (int k = 0; k < K_; ++k)
+      if (tot[static_cast<std::size_t>(k)] > rb_[static_cast<std::size_t>(k)]) return;
+    improve(cur, tot);
+    offer(cur);
+  }
+
+  void improve(std::vector<int>& cur, std::vector<std::int64_t>& tot) {
+    for (int it = 0; it < 16 * static_cast<int>(free_.size()) + 16; ++it) {
+      double best = 0.0;
+      int bg = -1, bj = -1;
+      for (int g : free_) {
+        const int c0 = cur[static_cast<std::size_t>(g)];
+        for (int j : act_[static_cast<std::size_t>(g)]) {
+          const double dc = cp_.cost[static_cast<std::size_t>(j)] - cp_.cost[static_cast<std::size_t>(c0)];
+          if (dc >= best) continue;
+          bool ok = true;
+          for (int k = 0; k < K_ && ok; ++k)
+            ok = tot[static_cast<std::size_t>(k)] + iuse(j, k) - iuse(c0, k) <= rb_[static_cast<std::size_t>(k)];
+          if (ok) { best = dc; bg = g; bj = j; }
+        }
+      }
+      if (bg < 0) break;
+      for (int k = 0; k < K_; ++k) tot[static_cast<std::size_t>(k)] += iuse(bj, k) - iuse(cur[static_cast<std::size_t>(bg)], k);
+      cur[static_cast<std::size_t>(bg)] = bj;
+    }
+  }
+
+  // Surrogate multipliers mu on the unit sphere (angles phi_), chosen by coordinate golden-section search
+  // maximising the surrogate LP bound; search = false reuses the current angles. Returns +inf as soon as one
+  // surrogate is infeasible (then so is the problem restricted to the active options).
+  std::vector<double> phi_;
+  std::vector<double> mu_of(const std::vector<double>& ph) const {
+    std::vector<double> m(static_cast<std::size_t>(K_), 1.0);
+    if (K_ == 2) {
+      m[0] = std::cos(ph[1]);
+      m[1] = std::sin(ph[1]);
+    } else {
+      for (int k = 1; k < K_; ++k) m[static_cast<std::size_t>(k)] = std::tan(ph[static_cast<std::size_t>(k)]);
+    }
+    return m;
+  }
+  double eval_weights(const std::vector<double>& ph) {
+    const std::vector<double> mu = mu_of(ph);
+    std::vector<double> w(static_cast<std::size_t>(K_));
+    for (int k = 0; k < K_; ++k)
+      w[static_cast<std::size_t>(k)] =
+          mu[static_cast<std::size_t>(k)] / static_cast<double>(std::max<std::int64_t>(rb_[static_cast<std::size_t>(k)], 1));
+    return build_lp(w);
+  }
+  double choose_weights(bool search) {
+    const double half_pi = 1.5707963267948966;
+    if (phi_.size() != static_cast<std::size_t>(K_)) phi_.assign(static_cast<std::size_t>(K_), half_pi / 2);
+    if (K_ == 1 || !search) return eval_weights(phi_);
+    double best = eval_weights(phi_);
+    if (std::isinf(best)) return best;
+    const int passes = K_ == 2 ? 1 : 2;
+    const int iters = 22;
+    const double gr = 0.6180339887498949;
+    for (int pass = 0; pass < passes; ++pass) {
+      for (int k = 1; k < K_; ++k) {
+        double lo = 0.0, hi = half_pi - 1e-9;
+        std::vector<double> ph = phi_;
+        double x1 = hi - gr * (hi - lo), x2 = lo + gr * (hi - lo);
+        ph[static_cast<std::size_t>(k)] = x1;
+        double f1 = eval_weights(ph);
+        if (std::isinf(f1)) return f1;
+        ph[static_cast<std::size_t>(k)] = x2;
+        double f2 = eval_weights(ph);
+        if (std::isinf(f2)) return f2;
+        for (int it = 0; it < iters; ++it) {
+          if (f1 < f2) {
+            lo = x1; x1 = x2; f1 = f2; x2 = lo + gr * (hi - lo);
+            ph[static_cast<std::size_t>(k)] = x2;
+            f2 = eval_weights(ph);
+            if (std::isinf(f2)) return f2;
+          } else {
+            hi = x2; x2 = x1; f2 = f1; x1 = hi - gr * (hi - lo);
+            ph[static_cast<std::size_t>(k)] = x1;
+            f1 = eval_weights(ph);
+            if (std::isinf(f1)) return f1;
+          }
+        }
+        const double xb = f1 >= f2 ? x1 : x2, fb = std::max(f1, f2);
+        if (fb > best) {
+          best = fb;
+          phi_[static_cast<std::size_t>(k)] = xb;
+        }
+      }
+    }
+    return eval_weights(phi_);
+  }
+
+  // ---- branch and bound ----
+  std::vector<int> order_;
+  std::vector<std::vector<int>> sorted_;      // per group: active options by reduced cost
+  std::vector<double> delta_;                 // per option: reduced cost
+  double lag_ = 0.0;                          // Lagrangian bound (without const)
+  std::vector<double> suf_base_s_, suf_base_c_;
+  std::vector<std::int64_t> suf_min_;         // (depth) * K + k
+  Fenwick fs_, fg_;
+  std::vector<double> cur_ds_, cur_gain_;
+  std::vector<std::vector<int>> seg_of_;      // per group: positions in seg_
+  std::vector<int> choice_;
+  std::vector<std::int64_t> used_;
+  int log2n_ = 0;
+  // DP bound: exact over the excess of one row A (in units of the gcd of its option differences), Lagrangian
+  // over the other rows: table_[d * (E + 1) + e] = min over classes order_[d..] with excess <= e of
+  // sum (cost + sum_{k != A} lambda_k use_k).
+  int dp_row_ = -1;
+  std::int64_t dp_excess_ = 0;
+  std::vector<double> table_;
+  std::vector<std::int64_t> dp_units_;  // per option: excess units of row A
+  std::vector<double> dp_lambda_;      // per row: multiplier (0 for row A)
+  std::int64_t e_used_ = 0;
+  std::vector<double> dp_pen_;         // per option: sum_{k != A} lambda_k use_k
+  double dp_L0_ = 0.0;                 // sum_{k != A} lambda_k budget_k
+
+  static std::int64_t gcd64(std::int64_t a, std::int64_t b) {
+    while (b != 0) {
+      const std::int64_t t = a % b;
+      a = b;
+      b = t;
+    }
+    return a;
+  }
+
+  bool dp_infeasible_ = false;
+
+  void build_dp_table() {
+    dp_row_ = -1;
+    dp_infeasible_ = false;
+    const std::int64_t nf = static_cast<std::int64_t>(order_.size());
+    const std::int64_t max_entries = std::int64_t{1} << 22;
+    std::int64_t best_e = std::numeric_limits<std::int64_t>::max();
+    std::int64_t best_g = 1;
+    for (int k = 0; k < K_; ++k) {
+      std::int64_t g = 0, summin = 0;
+      for (int grp : free_) {
+        std::int64_t m = std::numeric_limits<std::int64_t>::max();
+        for (int j : act_[static_cast<std::size_t>(grp)]) m = std::min(m, iuse(j, k));
+        summin += m;
+        for (int j : act_[static_cast<std::size_t>(grp)]) g = gcd64(g, iuse(j, k) - m);
+      }
+      if (g == 0) continue;
+      if (rb_[static_cast<std::size_t>(k)] < summin) {
+        dp_infeasible_ = true;  // no completion meets row k: nothing better than the incumbent exists
+        dp_row_ = -1;
+        return;
+      }
+      const std::int64_t e = (rb_[static_cast<std::size_t>(k)] - summin) / g;
+      if (e < best_e && (nf + 1) * (e + 1) <= max_entries) {
+        best_e = e;
+        best_g = g;
+        dp_row_ = k;
+      }
+    }
+    if (dp_row_ < 0) return;
+    const std::int64_t E = best_e;
+    dp_excess_ = E;
+    dp_units_.assign(cp_.cost.size(), 0);
+    dp_lambda_.assign(static_cast<std::size_t>(K_), 0.0);
+    for (int k = 0; k < K_; ++k)
+      if (k != dp_row_) dp_lambda_[static_cast<std::size_t>(k)] = lambda_ * w_[static_cast<std::size_t>(k)];
+    for (int grp : free_) {
+      std::int64_t m = std::numeric_limits<std::int64_t>::max();
+      for (int j : act_[static_cast<std::size_t>(grp)]) m = std::min(m, iuse(j, dp_row_));
+      for (int j : act_[static_cast<std::size_t>(grp)]) dp_units_[static_cast<std::size_t>(j)] = (iuse(j, dp_row_) - m) / best_g;
+    }
+    dp_pen_.assign(cp_.cost.size(), 0.0);
+    dp_L0_ = 0.0;
+    for (int k = 0; k < K_; ++k) dp_L0_ += dp_lambda_[static_cast<std::size_t>(k)] * static_cast<double>(rb_[static_cast<std::size_t>(k)]);
+    for (int grp : free_)
+      for (int j : act_[static_cast<std::size_t>(grp)]) {
+        double v = 0.0;
+        for (int k = 0; k < K_; ++k) v += dp_lambda_[static_cast<std::size_t>(k)] * use_k(j, k);
+        dp_pen_[static_cast<std::size_t>(j)] = v;
+      }
+    const double inf = std::numeric_limits<double>::infinity();
+    table_.assign(static_cast<std::size_t>((nf + 1) * (E + 1)), inf);
+    std::fill(table_.begin() + nf * (E + 1), table_.end(), 0.0);
+    std::vector<std::pair<std::int64_t, double>> opts;
+    for (std::int64_t d = nf - 1; d >= 0; --d) {
+      const int grp = order_[static_cast<std::size_t>(d)];
+      opts.clear();
+      for (int j : act_[static_cast<std::size_t>(grp)]) {
+        double v = cp_.cost[static_cast<std::size_t>(j)];
+        for (int k = 0; k < K_; ++k) v += dp_lambda_[static_cast<std::size_t>(k)] * use_k(j, k);
+        opts.emplace_back(dp_units_[static_cast<std::size_t>(j)], v);
+      }
+      double* out = &table_[static_cast<std::size_t>(d * (E + 1))];
+      const double* in = &table_[static_cast<std::size_t>((d + 1) * (E + 1))];
+      for (const auto& o : opts) {
+        for (std::int64_t e = o.first; e <= E; ++e) {
+          const double v = o.second + in[e - o.first];
+          if (v < out[e]) out[e] = v;
+        }
+      }
+    }
+  }
+
+
+  void lagrangian() {
+    delta_.assign(cp_.cost.size(), 0.0);
+    lag_ = -lambda_ * R_;
+    for (int g : free_) {
+      double m = std::numeric_limits<double>::infinity();
+      for (int j : act_[static_cast<std::size_t>(g)])
+        m = std::min(m, cp_.cost[static_cast<std::size_t>(j)] + lambda_ * s_[static_cast<std::size_t>(j)]);
+      for (int j : act_[static_cast<std::size_t>(g)])
+        delta_[static_cast<std::size_t>(j)] = cp_.cost[static_cast<std::size_t>(j)] + lambda_ * s_[static_cast<std::size_t>(j)] - m;
+      lag_ += m;
+    }
+  }
+
+  // Reduced-cost fixing; returns true if some option was removed.
+  bool reduced_cost_fixing() {
+    if (!std::isfinite(ub_)) return false;
+    bool changed = false;
+    const double limit = ub_ - tol();
+    for (int g : free_) {
+      std::vector<int>& a = act_[static_cast<std::size_t>(g)];
+      const std::size_t before = a.size();
+      a.erase(std::remove_if(a.begin(), a.end(), [&](int j) { return lag_ + delta_[static_cast<std::size_t>(j)] >= limit; }), a.end());
+      if (a.size() != before) changed = true;
+    }
+    return changed;
+  }
+
+  double node_lp(int d, double r_sur) const {
+    double avail = r_sur - suf_base_s_[static_cast<std::size_t>(d)];
+    if (avail < -s_tol()) return std::numeric_limits<double>::infinity();
+    if (avail < 0.0) avail = 0.0;
+    // largest prefix p with sum ds <= avail
+    std::size_t pos = 0;
+    double acc_s = 0.0, acc_g = 0.0;
+    const std::size_t n = fs_.t.size() - 1;
+    for (int step = log2n_; step >= 0; --step) {
+      const std::size_t nxt = pos + (std::size_t{1} << step);
+      if (nxt <= n && acc_s + fs_.t[nxt] <= avail) {
+        pos = nxt;
+        acc_s += fs_.t[nxt];
+        acc_g += fg_.t[nxt];
+      }
+    }
+    double value = suf_base_c_[static_cast<std::size_t>(d)] - acc_g;
+    if (pos < n && cur_ds_[pos] > 0.0) value -= cur_gain_[pos] * std::min(1.0, (avail - acc_s) / cur_ds_[pos]);
+    return value;
+  }
+
+  void remove_group(int g, double sign) {
+    for (int p : seg_of_[static_cast<std::size_t>(g)]) {
+      const Segment& sg = seg_[static_cast<std::size_t>(p)];
+      fs_.add(static_cast<std::size_t>(p), sign * sg.ds);
+      fg_.add(static_cast<std::size_t>(p), sign * sg.gain);
+      cur_ds_[static_cast<std::size_t>(p)] = sign > 0 ? sg.ds : 0.0;
+      cur_gain_[static_cast<std::size_t>(p)] = sign > 0 ? sg.gain : 0.0;
+    }
+  }
+
+  bool limits_hit() {
+    if (opt_.node_limit > 0 && nodes_ >= opt_.node_limit) return true;
+    if (opt_.time_limit_seconds > 0 && (nodes_ & 255) == 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() > opt_.time_limit_seconds)
+      return true;
+    return false;
+  }
+
+  // Forward table: fwd_[d * (E + 1) + e] = min over classes order_[0..d-1] with excess <= e.
+  std::vector<double> fwd_;
+
+  void build_forward() {
+    const std::int64_t nf = static_cast<std::int64_t>(order_.size()), E = dp_excess_;
+    fwd_.assign(static_cast<std::size_t>((nf + 1) * (E + 1)), std::numeric_limits<double>::infinity());
+    std::fill(fwd_.begin(), fwd_.begin() + (E + 1), 0.0);
+    for (std::int64_t d = 0; d < nf; ++d) {
+      const int grp = order_[static_cast<std::size_t>(d)];
+      const double* in = &fwd_[static_cast<std::size_t>(d * (E + 1))];
+      double* out = &fwd_[static_cast<std::size_t>((d + 1) * (E + 1))];
+      for (int j : act_[static_cast<std::size_t>(grp)]) {
+        const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
+        const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
+        for (std::int64_t e = u; e <= E; ++e) out[e] = std::min(out[e], v + in[e - u]);
+      }
+    }
+  }
+
+  // Root bound of the DP relaxation (without const).
+  double dp_root() const { return table_[static_cast<std::size_t>(dp_excess_)] - dp_L0_; }
+
+  // Removes every option whose DP-relaxation bound with the option forced is >= incumbent - tol.
+  bool dp_fixing() {
+    if (dp_row_ < 0 || !std::isfinite(ub_)) return false;
+    build_forward();
+    const std::int64_t E = dp_excess_;
+    const double limit = ub_ - tol() + dp_L0_;
+    bool changed = false;
+    for (std::size_t d = 0; d < order_.size(); ++d) {
+      const int grp = order_[d];
+      const double* f = &fwd_[d * static_cast<std::size_t>(E + 1)];
+      const double* t = &table_[(d + 1) * static_cast<std::size_t>(E + 1)];
+      std::vector<int>& a = act_[static_cast<std::size_t>(grp)];
+      const std::size_t before = a.size();
+      a.erase(std::remove_if(a.begin(), a.end(), [&](int j) {
+                const std::int64_t r = E - dp_units_[static_cast<std::size_t>(j)];
+                if (r < 0) return true;
+                const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
+                double best = std::numeric_limits<double>::infinity();
+                for (std::int64_t e1 = 0; e1 <= r; ++e1) best = std::min(best, f[e1] + t[r - e1]);
+                return v + best >= limit;
+              }),
+              a.end());
+      if (a.empty()) a.push_back(inc_[static_cast<std::size_t>(grp)]);  // cannot happen unless proven; keep valid
+      if (a.size() != before) changed = true;
+    }
+    return changed;
+  }
+
+  // The optimal solution of the DP relaxation (meets row A exactly), as a heuristic start.
+  std::vector<int> dp_path() const {
+    std::vector<int> cur = fixed_choice_;
+    std::int64_t e = dp_excess_;
+    const std::int64_t E = dp_excess_;
+    for (std::size_t d = 0; d < order_.size(); ++d) {
+      const int grp = order_[d];
+      const double* t = &table_[(d + 1) * static_cast<std::size_t>(E + 1)];
+      double best = std::numeric_limits<double>::infinity();
+      int bj = act_[static_cast<std::size_t>(grp)][0];
+      for (int j : act_[static_cast<std::size_t>(grp)]) {
+        const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
+        if (u > e) continue;
+        const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)] + t[e - u];
+        if (v < best) { best = v; bj = j; }
+      }
+      cur[static_cast<std::size_t>(grp)] = bj;
+      e -= std::min(e, dp_units_[static_cast<std::size_t>(bj)]);
+    }
+    return cur;
+  }
+
+  void set_order() {
+    order_ = free_;
+    std::vector<double> range(static_cast<std::size_t>(cp_.groups()), 0.0);
+    for (int g : free_) {
+      double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      for (int j : act_[static_cast<std::size_t>(g)]) {
+        lo = std::min(lo, cp_.cost[static_cast<std::size_t>(j)]);
+        hi = std::max(hi, cp_.cost[static_cast<std::size_t>(j)]);
+      }
+      range[static_cast<std::size_t>(g)] = hi - lo;
+    }
+    std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) { return range[static_cast<std::size_t>(a)] > range[static_cast<std::size_t>(b)]; });
+  }
+
+  std::vector<std::vector<std::pair<double, int>>> cand_;  // per depth: (bound, option)
+
+  void dfs(int d, double cost, double sur, double dsum, double pen) {
+    ++nodes_;
+    if (limits_hit()) { aborted_ = true; return; }
+    const int nf = static_cast<int>(order_.size());
+    if (d == nf) {
+      if (cost < ub_) {
+        ub_ = cost;
+        inc_ = fixed_choice_;
+        for (int g : free_) inc_[static_cast<std::size_t>(g)] = choice_[static_cast<std::size_t>(g)];
+      }
+      return;
+    }
+    const int g = order_[static_cast<std::size_t>(d)];
+    remove_group(g, -1.0);
+    const std::int64_t* smin = &suf_min_[static_cast<std::size_t>((d + 1) * K_)];
+    std::vector<std::pair<double, int>>& cand = cand_[static_cast<std::size_t>(d)];
+    cand.clear();
+    for (int j : sorted_[static_cast<std::size_t>(g)]) {
+      const double dj = delta_[static_cast<std::size_t>(j)];
+      if (lag_ + dsum + dj >= ub_ - tol()) break;
+      bool ok = true;
+      for (int k = 0; k < K_ && ok; ++k)
+        ok = used_[static_cast<std::size_t>(k)] + iuse(j, k) + smin[k] <= rb_[static_cast<std::size_t>(k)];
+      if (!ok) continue;
+      const double nc = cost + cp_.cost[static_cast<std::size_t>(j)];
+      double lb = nc;
+      if (d + 1 < nf) {
+        if (dp_row_ >= 0) {
+          const std::int64_t rem = dp_excess_ - e_used_ - dp_units_[static_cast<std::size_t>(j)];
+          if (rem < 0) continue;
+          lb = nc + table_[static_cast<std::size_t>(static_cast<std::int64_t>(d + 1) * (dp_excess_ + 1) + rem)] -
+               (dp_L0_ - pen - dp_pen_[static_cast<std::size_t>(j)]);
+          if (lb >= ub_ - tol()) continue;
+        }
+        lb = std::max(lb, nc + node_lp(d + 1, R_ - sur - s_[static_cast<std::size_t>(j)]));
+      }
+      if (lb >= ub_ - tol()) continue;
+      cand.emplace_back(lb, j);
+    }
+    std::sort(cand.begin(), cand.end());
+    for (std::size_t i = 0; i < cand.size(); ++i) {
+      const auto [lb, j] = cand_[static_cast<std::size_t>(d)][i];
+      if (lb >= ub_ - tol()) break;
+      for (int k = 0; k < K_; ++k) used_[static_cast<std::size_t>(k)] += iuse(j, k);
+      choice_[static_cast<std::size_t>(g)] = j;
+      const std::int64_t du = dp_row_ >= 0 ? dp_units_[static_cast<std::size_t>(j)] : 0;
+      e_used_ += du;
+      dfs(d + 1, cost + cp_.cost[static_cast<std::size_t>(j)], sur + s_[static_cast<std::size_t>(j)],
+          dsum + delta_[static_cast<std::size_t>(j)], pen + (dp_row_ >= 0 ? dp_pen_[static_cast<std::size_t>(j)] : 0.0));
+      e_used_ -= du;
+      for (int k = 0; k < K_; ++k) used_[static_cast<std::size_t>(k)] -= iuse(j, k);
+      if (aborted_) break;
+    }
+    remove_group(g, 1.0);
+  }
+
+  void branch_and_bound() {
+    set_order();
+    sorted_.assign(static_cast<std::size_t>(cp_.groups()), {});
+    for (int g : free_) {
+      std::vector<int>& v = sorted_[static_cast<std::size_t>(g)];
+      v = act_[static_cast<std::size_t>(g)];
+      std::stable_sort(v.begin(), v.end(), [&](int a, int b) { return delta_[static_cast<std::size_t>(a)] < delta_[static_cast<std::size_t>(b)]; });
+    }
+    const int nf = static_cast<int>(order_.size());
+    suf_base_s_.assign(static_cast<std::size_t>(nf + 1), 0.0);
+    suf_base_c_.assign(static_cast<std::size_t>(nf + 1), 0.0);
+    suf_min_.assign(static_cast<std::size_t>((nf + 1) * K_), 0);
+    for (int d = nf - 1; d >= 0; --d) {
+      const int g = order_[static_cast<std::size_t>(d)];
+      const int h0 = hull_[static_cast<std::size_t>(g)][0];
+      suf_base_s_[static_cast<std::size_t>(d)] = suf_base_s_[static_cast<std::size_t>(d) + 1] + s_[static_cast<std::size_t>(h0)];
+      suf_base_c_[static_cast<std::size_t>(d)] = suf_base_c_[static_cast<std::size_t>(d) + 1] + cp_.cost[static_cast<std::size_t>(h0)];
+      for (int k = 0; k < K_; ++k) {
+        std::int64_t m = std::numeric_limits<std::int64_t>::max();
+        for (int j : act_[static_cast<std::size_t>(g)]) m = std::min(m, iuse(j, k));
+        suf_min_[static_cast<std::size_t>(d * K_ + k)] = suf_min_[static_cast<std::size_t>((d + 1) * K_ + k)] + m;
+      }
+    }
+    const std::size_t n = seg_.size();
+    fs_.reset(n);
+    fg_.reset(n);
+    cur_ds_.assign(n, 0.0);
+    cur_gain_.assign(n, 0.0);
+    seg_of_.assign(static_cast<std::size_t>(cp_.groups()), {});
+    for (std::size_t p = 0; p < n; ++p) seg_of_[static_cast<std::size_t>(seg_[p].group)].push_back(static_cast<int>(p));
+    for (int g : free_) remove_group(g, 1.0);
+    log2n_ = 0;
+    while ((std::size_t{1} << (log2n_ + 1)) <= n) ++log2n_;
+    choice_.assign(static_cast<std::size_t>(cp_.groups()), -1);
+    used_.assign(static_cast<std::size_t>(K_), 0);
+    cand_.assign(static_cast<std::size_t>(nf), {});
+    build_dp_table();
+    e_used_ = 0;
+    dfs(0, 0.0, 0.0, 0.0, 0.0);
+  }
+
+  Solution run_impl(const std::vector<int>* warm) {
+    const int G = cp_.groups();
+    act_.assign(static_cast<std::size_t>(G), {});
+    for (int g = 0; g < G; ++g)
+      for (int j = cp_.begin[static_cast<std::size_t>(g)]; j < cp_.begin[static_cast<std::size_t>(g) + 1]; ++j)
+        act_[static_cast<std::size_t>(g)].push_back(j);
+    std::int64_t min_use = 0;
+    const int bad = row_filter(min_use);
+    if (bad >= 0) return infeasible(bad, min_use);
+    fold_constants();
+    if (warm && static_cast<int>(warm->size()) == G) {
+      ub_ = std::numeric_limits<double>::infinity();
+      offer(*warm);
+    }
+    double root = 0.0;
+    bool proven = false;
+    for (int round = 0;; ++round) {
+      if (free_.empty()) {
+        offer(fixed_choice_);
+        proven = true;
+        break;
+      }
+      root = choose_weights(round == 0);
+      if (std::isinf(root)) {
+        // the surrogate is infeasible: no solution better than the incumbent exists
+        proven = true;
+        break;
+      }
+      if (round == 0) heuristic();
+      lagrangian();
+      if (std::isfinite(ub_) && std::max(root, lag_) >= ub_ - tol()) { proven = true; break; }
+      bool changed = reduced_cost_fixing();
+      set_order();
+      build_dp_table();
+      if (dp_infeasible_) { proven = true; break; }
+      if (dp_row_ >= 0) {
+        if (round == 0) heuristic_from(dp_path());
+        root = std::max(root, dp_root());
+        if (std::isfinite(ub_) && root >= ub_ - tol()) { proven = true; break; }
+        changed = dp_fixing() || changed;
+      }
+      if (round == 3 || !changed) break;
+      // the fixed problem keeps every solution better than the incumbent
+      std::vector<int> inc = inc_;
+      const double ub = ub_ + const_cost_;
+      std::int64_t unused = 0;
+      if (row_filter(unused) >= 0) { proven = true; break; }
+      fold_constants();
+      ub_ = ub - const_cost_;
+      inc_ = std::move(inc);
+    }
+    Solution s;
+    if (!proven) branch_and_bound();
+    if (!std::isfinite(ub_)) {
+      if (aborted_) {
+        s.status = Status::unknown;
+        s.bound = root + const_cost_;
+        return s;
+      }
+      return infeasible(-1, 0);  // joint infeasibility: analysed by the caller
+    }
+    best_choice = inc_;
+    s.status = aborted_ ? Status::feasible : Status::optimal;
+    s.objective = ub_ + const_cost_;
+    s.bound = aborted_ ? std::min(root, ub_) + const_cost_ : s.objective;
+    s.gap = s.objective - s.bound;
+    return s;
+  }
+};
+
+/// Solves one budget vector of a compiled problem; choice is filled per group. Handles joint infeasibility by
+/// finding the first row k whose minimum use subject to rows 0..k-1 exceeds its budget.
+inline Solution solve_compiled(const Compiled& cp, const std::vector<std::int64_t>& budgets, const SolveOptions& opt,
+                               const std::vector<int>* warm, std::vector<int>& group_choice) {
+  Engine e(cp, budgets, opt);
+  Solution s = e.run(warm);
+  group_choice = e.best_choice;
+  if (s.status == Status::infeasible && s.infeasible_resource < 0) {
+    for (int k = 1; k < cp.K; ++k) {
+      Compiled sub;
+      sub.K = k;
+      sub.n_classes = cp.n_classes;
+      sub.members = cp.members;
+      sub.group_of = cp.group_of;
+      sub.begin = cp.begin;
+      sub.option = cp.option;
+      for (std::size_t j = 0; j < cp.cost.size(); ++j) {
+        sub.cost.push_back(static_cast<double>(cp.use[j * static_cast<std::size_t>(cp.K) + static_cast<std::size_t>(k)]));
+        for (int r = 0; r < k; ++r) sub.use.push_back(cp.use[j * static_cast<std::size_t>(cp.K) + static_cast<std::size_t>(r)]);
+      }
+      dominance_filter(sub);
+      std::vector<int> dummy;
+      SolveOptions o;
+      o.relative_tolerance = 0.0;
+      const Solution m = solve_compiled(sub, std::vector<std::int64_t>(budgets.begin(), budgets.begin() + k), o,
+                                        nullptr, dummy);
+      if (m.status == Status::infeasible) {
+        s.infeasible_resource = m.infeasible_resource;
+        s.minimum_use = m.minimum_use;
+        break;
+      }
+      const std::int64_t v = std::llround(m.objective);
+      if (v > budgets[static_cast<std::size_t>(k)]) {
+        s.infeasible_resource = k;
+        s.minimum_use = v;
+        break;
+      }
+    }
+  }
+  return s;
+}
+
+/// Fills choice, objective and use of a solution from per-group choices, summing in class order.
+inline void expand_solution(const Problem& p, const Compiled& cp, const std::vector<int>& group_choice, Solution& s) {
+  if (group_choice.empty()) return;
+  s.choice.assign(p.classes.size(), -1);
+  s.use.assign(p.budgets.size(), 0);
+  double obj = 0.0;
+  for (std::size_t c = 0; c < p.classes.size(); ++c) {
+    const int j = cp.option[static_cast<std::size_t>(group_choice[static_cast<std::size_t>(cp.group_of[c])])];
+    s.choice[c] = j;
+    const Option& o = p.classes[c].options[static_cast<std::size_t>(j)];
+    obj += o.cost;
+    for (std::size_t k = 0; k < p.budgets.size(); ++k) s.use[k] += o.use[k];
+  }
+  s.objective = obj;
+  if (s.status == Status::optimal) s.bound = obj;
+  s.gap = std::max(0.0, s.objective - s.bound);
+}
+
+}  // namespace detail
+
+/// A reusable exact solver of one problem: validation, tie merging and dominance filtering are done once;
+/// solve() may then be called for many budget vectors (see pareto.hpp).
+class Solver {
+ public:
+  /// Validates and compiles the problem (throws mixq::error on bad input).
+  explicit Solver(Problem problem) : problem_(std::move(problem)), compiled_(detail::compile(problem_)) {}
+
+  /// Solves with the problem's budgets.
+  Solution solve(const SolveOptions& options = {}) const { return solve(problem_.budgets, options); }
+
+  /// Solves with other budgets (same K). warm_start: an optional per-class choice tried as first incumbent.
+  Solution solve(const std::vector<std::int64_t>& budgets, const SolveOptions& options = {},
+                 const std::vector<int>* warm_start = nullptr) const {
+    if (budgets.size() != problem_.budgets.size())
+      mixq::detail::fail("solve: expected K=", problem_.budgets.size(), " budgets, got ", budgets.size());
+    for (std::size_t k = 0; k < budgets.size(); ++k)
+      if (budgets[k] < 0) mixq::detail::fail("solve: budget of ", problem_.resource_name(k), " is negative: ", budgets[k]);
+    if (!(options.relative_tolerance >= 0.0) || !(options.time_limit_seconds >= 0.0) || options.node_limit < 0)
+      mixq::detail::fail("solve: limits and tolerance must be non-negative, got relative_tolerance=",
+                         options.relative_tolerance, " time_limit_seconds=", options.time_limit_seconds,
+                         " node_limit=", options.node_limit);
+    std::vector<int> warm_groups;
+    const std::vector<int>* warm = nullptr;
+    if (warm_start && warm_start->size() == problem_.classes.size()) {
+      // map class choices to compiled option indices
+      warm_groups.assign(static_cast<std::size_t>(compiled_.groups()), -1);
+      bool ok = true;
+      for (int g = 0; g < compiled_.groups() && ok; ++g) {
+        const int want = (*warm_start)[static_cast<std::size_t>(compiled_.members[static_cast<std::size_t>(g)][0])];
+        for (int j = compiled_.begin[static_cast<std::size_t>(g)]; j < compiled_.begin[static_cast<std::size_t>(g) + 1]; ++j)
+          if (compiled_.option[static_cast<std::size_t>(j)] == want) warm_groups[static_cast<std::size_t>(g)] = j;
+        ok = warm_groups[static_cast<std::size_t>(g)] >= 0;
+      }
+      if (ok) warm = &warm_groups;
+    }
+    std::vector<int> group_choice;
+    Solution s = detail::solve_compiled(compiled_, budgets, options, warm, group_choice);
+    detail::expand_solution(problem_, compiled_, group_choice, s);
+    return s;
+  }
+
+  const Problem& problem() const { return problem_; }
+
+ private:
+  Problem problem_;
+  detail::Compiled compiled_;
+};
+
+/// Solves a problem exactly (see the file comment for the method and the tolerance).
+inline Solution solve(const Problem& problem, const SolveOptions& options = {}) {
+  return Solver(problem).solve(options);
+}
+
+/// A one-line description of an infeasible solution: the resource and its minimum possible use.
+inline std::string describe_infeasibility(const Problem& p, const Solution& s) {
+  if (s.status != Status::infeasible) return "";
+  return p.resource_name(static_cast<std::size_t>(s.infeasible_resource)) + " cannot be met: minimum possible use " +
+         std::to_string(s.minimum_use) + " > budget " +
+         std::to_string(p.budgets[static_cast<std::size_t>(s.infeasible_resource)]);
+}
+
+}  // namespace mixq::search
