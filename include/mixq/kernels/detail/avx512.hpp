@@ -3,13 +3,14 @@
 /// AVX-512 (F, BW, DQ, VL) kernels: 16 floats per vector, masked loads and stores for tails. Compiled with
 /// function target attributes (no -march needed); called only when CPUID reports the features. Same
 /// function set as scalar.hpp, bit-identical to it for every elementwise output. pack_bits/unpack_bits are
-/// the BMI2 ones of avx2.hpp (pext/pdep are the fastest packing primitive on both).
+/// the AVX2 + BMI2 ones of avx2.hpp (byte shuffles of 32 codes; 512-bit ones would need AVX512-VBMI).
 
 #include "mixq/kernels/detail/avx2.hpp"
 #include "mixq/kernels/detail/scalar.hpp"
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -57,11 +58,14 @@ MIXQ_TARGET_AVX512 inline __mmask16 inside_mask(__m512 x, const Vec& v) {
   return _mm512_cmp_ps_mask(r, v.lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(r, v.hi, _CMP_LE_OQ);
 }
 
-MIXQ_TARGET_AVX512 inline void fake_quant(const float* x, float* y, std::ptrdiff_t n, const Params& p) {
-  const Vec v = broadcast(p);
+// One row with one parameter set; with stream, y is written with non-temporal stores after a masked head
+// that aligns it to 64 bytes (the caller issues the sfence). As avx2::fake_quant_row.
+MIXQ_TARGET_AVX512 inline void fake_quant_row(const float* x, float* y, std::ptrdiff_t n, const Vec& v,
+                                              bool stream) {
   std::ptrdiff_t i = 0;
-  if (n * std::ptrdiff_t(sizeof(float)) >= stream_bytes()) {
-    const std::ptrdiff_t head = ((64 - (reinterpret_cast<std::uintptr_t>(y) & 63)) & 63) / 4;
+  if (stream) {
+    const std::ptrdiff_t head =
+        std::min<std::ptrdiff_t>(((64 - (reinterpret_cast<std::uintptr_t>(y) & 63)) & 63) / 4, n);
     if (head > 0) {
       const __mmask16 m = tail_mask(head);
       _mm512_mask_storeu_ps(y, m, fake_quant_vec(_mm512_maskz_loadu_ps(m, x), v));
@@ -78,7 +82,7 @@ MIXQ_TARGET_AVX512 inline void fake_quant(const float* x, float* y, std::ptrdiff
         _mm512_stream_ps(y + i + 32, c);
         _mm512_stream_ps(y + i + 48, d);
       }
-      _mm_sfence();
+      for (; i + 16 <= n; i += 16) _mm512_stream_ps(y + i, fake_quant_vec(_mm512_loadu_ps(x + i), v));
     }
   }
   for (; i + 64 <= n; i += 64) {
@@ -96,6 +100,12 @@ MIXQ_TARGET_AVX512 inline void fake_quant(const float* x, float* y, std::ptrdiff
     const __mmask16 m = tail_mask(n - i);
     _mm512_mask_storeu_ps(y + i, m, fake_quant_vec(_mm512_maskz_loadu_ps(m, x + i), v));
   }
+}
+
+MIXQ_TARGET_AVX512 inline void fake_quant(const float* x, float* y, std::ptrdiff_t n, const Params& p) {
+  const bool stream = n * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
+  fake_quant_row(x, y, n, broadcast(p), stream);
+  if (stream) _mm_sfence();
 }
 
 MIXQ_TARGET_AVX512 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
@@ -189,11 +199,14 @@ MIXQ_TARGET_AVX512 inline void fake_quant_channels(const float* x, float* y, std
                                                    std::ptrdiff_t channels, std::ptrdiff_t inner,
                                                    const float* scales, const std::int32_t* zero_points,
                                                    std::int32_t qmin, std::int32_t qmax) {
+  const bool stream = outer * channels * inner * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
   for (std::ptrdiff_t o = 0; o < outer; ++o)
     for (std::ptrdiff_t c = 0; c < channels; ++c) {
       const std::ptrdiff_t off = (o * channels + c) * inner;
-      fake_quant(x + off, y + off, inner, params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+      fake_quant_row(x + off, y + off, inner,
+                     broadcast(params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax)), stream);
     }
+  if (stream) _mm_sfence();
 }
 
 MIXQ_TARGET_AVX512 inline void fake_quant_backward_channels(const float* x, const float* dy, float* dx,
