@@ -13,6 +13,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -97,6 +98,21 @@ std::vector<KernelCase> kernel_cases() {
   return {
       {"fake_quant", 8,
        [](Streams& s) { mk::fake_quant(s.x.f(), s.y.f(), std::ptrdiff_t(s.n), kScale, 0, kQmin, kQmax); }},
+      // The same with streaming (non-temporal) stores forced on or off: evidence for detail::stream_bytes().
+      {"fake_quant_streaming_stores", 8,
+       [](Streams& s) {
+         const std::ptrdiff_t saved = mk::detail::stream_bytes();
+         mk::detail::stream_bytes() = 0;
+         mk::fake_quant(s.x.f(), s.y.f(), std::ptrdiff_t(s.n), kScale, 0, kQmin, kQmax);
+         mk::detail::stream_bytes() = saved;
+       }},
+      {"fake_quant_regular_stores", 8,
+       [](Streams& s) {
+         const std::ptrdiff_t saved = mk::detail::stream_bytes();
+         mk::detail::stream_bytes() = PTRDIFF_MAX;
+         mk::fake_quant(s.x.f(), s.y.f(), std::ptrdiff_t(s.n), kScale, 0, kQmin, kQmax);
+         mk::detail::stream_bytes() = saved;
+       }},
       {"fake_quant_per_channel", 8,
        [](Streams& s) {
          // Weights [Cout][K] with K = 512: outer = 1, inner = K.

@@ -18,14 +18,6 @@
 
 namespace mixq::kernels::detail {
 
-/// Output size in bytes from which SIMD kernels write with non-temporal (streaming) stores: far above the
-/// last-level cache, where they save the read-for-ownership of every output line. A hook for tests and
-/// benchmarks; set it before kernels run concurrently.
-inline std::ptrdiff_t& stream_bytes() {
-  static std::ptrdiff_t bytes = std::ptrdiff_t(48) << 20;
-  return bytes;
-}
-
 /// Masks for pext/pdep: the low `bits` bits of each of 8 bytes.
 inline std::uint64_t byte_lane_mask(int bits) {
   return 0x0101010101010101ull * ((1ull << bits) - 1ull);

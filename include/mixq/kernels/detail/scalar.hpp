@@ -31,6 +31,14 @@ inline Params params(float scale, std::int32_t zero_point, std::int32_t qmin, st
   return p;
 }
 
+/// Output size in bytes from which x86 SIMD kernels write with non-temporal (streaming) stores: far above the
+/// last-level cache, where they save the read-for-ownership of every output line. A hook for tests and
+/// benchmarks; set it before kernels run concurrently.
+inline std::ptrdiff_t& stream_bytes() {
+  static std::ptrdiff_t bytes = std::ptrdiff_t(48) << 20;
+  return bytes;
+}
+
 /// SIMD LSQ sums: float fma partial sums over at most kLsqBlock steps per lane, then flushed to double.
 inline constexpr int kLsqBlock = 8;
 
