@@ -43,7 +43,10 @@ double reference_error(const std::vector<float>& x, const mixq::QuantParams& qp,
   mixq::kernels::fake_quant(x.data(), y.data(), static_cast<std::ptrdiff_t>(x.size()), qp.scale, qp.zero_point,
                             s.qmin(), s.qmax());
   double e = 0.0;
-  for (std::size_t i = 0; i < x.size(); ++i) e += std::pow(std::fabs(static_cast<double>(x[i]) - y[i]), p);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(x[i]) - y[i]);
+    e += p == 2.0 ? d * d : std::pow(d, p);
+  }
   return e;
 }
 
@@ -211,6 +214,25 @@ TEST(MseObserver, NeverWorseThanMinMaxAndWithinOnePercentOfABruteForceGrid) {
           EXPECT_LE(e_mse, e_minmax * (1.0 + 1e-5)) << what;
           EXPECT_LE(e_mse, best * 1.01) << what << ": mse " << e_mse << " brute force " << best;
         }
+}
+
+TEST(MseObserver, LargeTensorsSearchedOnASampleStayWithinOnePercent) {
+  const std::int64_t n = 100000;  // > sample_size: the search runs on a stratified sample of 32768 elements
+  for (int bits : {3, 6}) {
+    const std::vector<float> x = sample(static_cast<std::size_t>(n), static_cast<std::uint32_t>(bits), bits == 3);
+    const QuantSpec s = QuantSpec::per_tensor(bits);
+    mixq::MseObserver ms(s, 2.0f);
+    ms.observe(x.data(), {n});
+    mixq::MinMaxObserver mm(s);
+    mm.observe(x.data(), {n});
+    const auto r = mm.ranges()[0];
+    double best = std::numeric_limits<double>::infinity();
+    for (int k = 1; k <= 200; ++k)
+      best = std::min(best, reference_error(x, mixq::params_from_range(s, k / 200.0 * r.lo, k / 200.0 * r.hi), s, 2.0));
+    const double e = reference_error(x, ms.params()[0], s, 2.0);
+    EXPECT_LE(e, best * 1.01) << bits;
+    EXPECT_LE(e, reference_error(x, mm.params()[0], s, 2.0)) << bits;
+  }
 }
 
 TEST(MseObserver, PerChannelSearchesEachChannel) {

@@ -98,55 +98,84 @@ inline const float* contiguous(const Eigen::Ref<const RowMajorArrayXXf>& x, RowM
   return buf.data();
 }
 
-/// |d|^p for d >= 0 and p in (0, 8]: exact for p = 2, else d^2 * 2^((p - 2) log2 d) with polynomial log2 and
-/// exp2 (relative error below 1e-5; branch-free, so loops over it vectorise).
-inline float pow_abs(float d, float p) {
-  if (p == 2.0f) return d * d;
+/// d^q for finite d >= 0 and q in [-1, 1.2] (p - 2 for p in [1, 3.2]), as 2^(q log2 d) with a polynomial
+/// log2 (atanh series) and exp2 (Taylor): relative error below 1e-5. Branch- and select-free so that loops
+/// over it vectorise at the baseline ISA. d is nudged by 1e-30 so that d = 0 stays finite (callers multiply
+/// by d^2).
+inline float pow_small_exponent(float d, float q) {
+  d = d + 1e-30f;
   std::uint32_t bits;
   std::memcpy(&bits, &d, 4);
   const float e = static_cast<float>(static_cast<std::int32_t>(bits >> 23) - 127);
   const std::uint32_t mbits = (bits & 0x007fffffu) | 0x3f800000u;
   float m;
   std::memcpy(&m, &mbits, 4);
-  const float t = (m - 1.0f) / (m + 1.0f);  // log2(m) = 2/ln2 * atanh(t)
+  const float t = (m - 1.0f) / (m + 1.0f);  // log2(m) = 2/ln2 * atanh(t), m in [1, 2)
   const float t2 = t * t;
-  const float log2m = t * (2.8853900818f + t2 * (0.9617966939f + t2 * (0.5770780164f + t2 * (0.4121985831f + t2 * 0.3205988979f))));
-  float y = (p - 2.0f) * (e + log2m);
-  y = y < -126.0f ? -126.0f : (y > 126.0f ? 126.0f : y);
-  const float yi = static_cast<float>(static_cast<std::int32_t>(y) - (y < 0.0f && static_cast<float>(static_cast<std::int32_t>(y)) != y ? 1 : 0));
-  const float f = (y - yi) * 0.6931471806f;  // 2^(y - yi) = e^f, f in [0, ln2)
-  const float ef = 1.0f + f * (1.0f + f * (0.5f + f * (0.1666666667f + f * (0.0416666667f + f * (0.0083333333f + f * 0.0013888889f)))));
-  const std::uint32_t sbits = static_cast<std::uint32_t>(static_cast<std::int32_t>(yi) + 127) << 23;
-  float s;
-  std::memcpy(&s, &sbits, 4);
-  return d == 0.0f ? 0.0f : d * d * (ef * s);
+  const float log2m =
+      t * (2.8853900818f + t2 * (0.9617966939f + t2 * (0.5770780164f + t2 * (0.4121985831f + t2 * 0.3205988979f))));
+  const float y = q * (e + log2m);
+  const auto yt = static_cast<std::int32_t>(y);
+  const std::int32_t yi = yt - static_cast<std::int32_t>(static_cast<float>(yt) > y);  // floor(y)
+  const float f = (y - static_cast<float>(yi)) * 0.6931471806f;                          // 2^(y - yi) = e^f
+  const float ef =
+      1.0f + f * (1.0f + f * (0.5f + f * (0.1666666667f + f * (0.0416666667f + f * (0.0083333333f + f * 0.0013888889f)))));
+  const std::uint32_t sbits = static_cast<std::uint32_t>(yi + 127) << 23;
+  float sc;
+  std::memcpy(&sc, &sbits, 4);
+  return ef * sc;
 }
 
-/// sum over i of w_i * (|x[i] - y[i]| * inv_norm)^p over the finite x[i] (w = 1 when weights is null).
-inline double lp_error(const float* x, const float* y, const float* weights, std::int64_t n, float p, float inv_norm) {
+/// |x - y| * inv_norm, or 0 where x is NaN or +-Inf (a bit mask, not a branch).
+inline float masked_distance(float xv, float yv, float inv_norm) {
+  float d = std::fabs(xv - yv) * inv_norm;
+  std::uint32_t db, xb;
+  std::memcpy(&db, &d, 4);
+  std::memcpy(&xb, &xv, 4);
+  const auto finite = static_cast<std::uint32_t>((xb & 0x7f800000u) != 0x7f800000u);
+  db &= 0u - finite;
+  std::memcpy(&d, &db, 4);
+  return d;
+}
+
+/// sum over i of w_i * (|x[i] - y[i]| * inv_norm)^p over the finite x[i] (w_i = 1 when w is null), p in
+/// [1, 3.2]. Eight float accumulators per block of 1024 elements, blocks summed in double.
+template <bool Square, bool Weighted>
+inline double lp_error_impl(const float* x, const float* y, const float* w, std::int64_t n, float q, float inv_norm) {
   double total = 0.0;
-  constexpr int lanes = 8;
-  float acc[lanes] = {};
-  std::int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    for (int j = 0; j < lanes; ++j) {
-      const float xv = x[i + j];
-      const float d = std::fabs(xv - y[i + j]) * inv_norm;
-      const float e = is_finite_value(xv) ? pow_abs(d, p) : 0.0f;
-      acc[j] += weights != nullptr ? weights[i + j] * e : e;
+  constexpr std::int64_t block = 1024;
+  for (std::int64_t b = 0; b < n; b += block) {
+    const std::int64_t m = std::min(block, n - b);
+    float acc[8] = {};
+    std::int64_t i = 0;
+    for (; i + 8 <= m; i += 8)
+      for (int j = 0; j < 8; ++j) {
+        const float d = masked_distance(x[b + i + j], y[b + i + j], inv_norm);
+        float e = d * d;
+        if (!Square) e *= pow_small_exponent(d, q);
+        if (Weighted) e *= w[b + i + j];
+        acc[j] += e;
+      }
+    double part = 0.0;
+    for (; i < m; ++i) {
+      const float d = masked_distance(x[b + i], y[b + i], inv_norm);
+      float e = d * d;
+      if (!Square) e *= pow_small_exponent(d, q);
+      if (Weighted) e *= w[b + i];
+      part += e;
     }
-    if (((i / lanes) & 255) == 255) {  // flush to double every 2048 elements
-      for (int j = 0; j < lanes; ++j) total += acc[j], acc[j] = 0.0f;
-    }
+    for (int j = 0; j < 8; ++j) part += acc[j];
+    total += part;
   }
-  for (; i < n; ++i) {
-    const float xv = x[i];
-    const float d = std::fabs(xv - y[i]) * inv_norm;
-    const float e = is_finite_value(xv) ? pow_abs(d, p) : 0.0f;
-    total += weights != nullptr ? weights[i] * e : e;
-  }
-  for (int j = 0; j < lanes; ++j) total += acc[j];
   return total;
+}
+
+/// sum over i of w_i * (|x[i] - y[i]| * inv_norm)^p over the finite x[i] (w_i = 1 when w is null).
+inline double lp_error(const float* x, const float* y, const float* w, std::int64_t n, float p, float inv_norm) {
+  const float q = p - 2.0f;
+  if (p == 2.0f)
+    return w ? lp_error_impl<true, true>(x, y, w, n, q, inv_norm) : lp_error_impl<true, false>(x, y, w, n, q, inv_norm);
+  return w ? lp_error_impl<false, true>(x, y, w, n, q, inv_norm) : lp_error_impl<false, false>(x, y, w, n, q, inv_norm);
 }
 
 /// ||x - fq(x)||_p^p / norm^p over the finite values of x[0..n), computed chunk by chunk with the SIMD
@@ -178,24 +207,44 @@ inline Histogram build_histogram(const float* x, std::int64_t n, float lo, float
   h.width = hi > lo ? (hi - lo) / static_cast<float>(bins) : 1.0f;
   h.count.assign(static_cast<std::size_t>(bins), 0.0f);
   h.sum.assign(static_cast<std::size_t>(bins), 0.0);
-  std::vector<std::uint32_t> cnt(static_cast<std::size_t>(bins), 0u);
+  std::vector<std::int32_t> cnt(static_cast<std::size_t>(bins), 0);
+  std::vector<float> sum(static_cast<std::size_t>(bins), 0.0f);
   const float inv_w = 1.0f / h.width;
   const float top = static_cast<float>(bins - 1);
-  for (std::int64_t i = 0; i < n; ++i) {
-    float v = x[i];
-    if (!is_finite_value(v)) continue;
-    if (absolute) v = std::fabs(v);
-    float b = (v - lo) * inv_w;
-    b = b < 0.0f ? 0.0f : (b > top ? top : b);
-    const auto k = static_cast<std::size_t>(b);
-    ++cnt[k];
-    h.sum[k] += v;
+  constexpr std::int64_t block = 1 << 14;  // float bin sums, flushed to double
+  for (std::int64_t b = 0; b < n; b += block) {
+    const std::int64_t m = std::min(block, n - b);
+    for (std::int64_t i = b; i < b + m; ++i) {
+      float v = x[i];
+      if (!is_finite_value(v)) continue;
+      if (absolute) v = std::fabs(v);
+      float f = (v - lo) * inv_w;
+      f = f < 0.0f ? 0.0f : (f > top ? top : f);
+      const auto k = static_cast<std::size_t>(static_cast<std::int32_t>(f));
+      ++cnt[k];
+      sum[k] += v;
+    }
+    for (std::size_t k = 0; k < sum.size(); ++k) h.sum[k] += sum[k], sum[k] = 0.0f;
   }
   for (std::size_t k = 0; k < cnt.size(); ++k) {
     h.count[k] = static_cast<float>(cnt[k]);
     h.total += cnt[k];
   }
   return h;
+}
+
+/// A jittered stratified sample of `count` elements of x[0..n) (count <= n): one element, picked by a fixed
+/// hash (deterministic), from each of `count` equal blocks.
+inline void stratified_sample(const float* x, std::int64_t n, std::int64_t count, std::vector<float>& out) {
+  out.resize(static_cast<std::size_t>(count));
+  for (std::int64_t k = 0; k < count; ++k) {
+    const auto begin = static_cast<std::int64_t>(static_cast<double>(k) * static_cast<double>(n) / static_cast<double>(count));
+    const auto end = static_cast<std::int64_t>(static_cast<double>(k + 1) * static_cast<double>(n) / static_cast<double>(count));
+    const std::uint32_t h = static_cast<std::uint32_t>(k) * 2654435761u;
+    const std::int64_t span = std::max<std::int64_t>(end - begin, 1);
+    const std::int64_t i = begin + static_cast<std::int64_t>((h >> 8) % static_cast<std::uint32_t>(span));
+    out[static_cast<std::size_t>(k)] = x[std::min(i, n - 1)];
+  }
 }
 
 /// The value below which a fraction q of the histogram's mass lies (linear inside a bin).
@@ -215,26 +264,38 @@ inline double histogram_quantile(const Histogram& h, double q) {
 
 /// Options of the MSE clipping search.
 struct MseSearchOptions {
-  float p = 2.0f;          ///< the norm's exponent
-  int grid = 100;          ///< coarse candidates alpha = k / grid, k = 1..grid
-  int bins = 2048;         ///< histogram bins of the coarse stage (large channels)
-  int refine_steps = 4;    ///< golden-section evaluations of the fine stage
-  std::int64_t exact_coarse_limit = 4096;  ///< channels up to this size run the coarse grid exactly
+  float p = 2.0f;                          ///< the norm's exponent, in [1, 3]
+  int grid = 100;                          ///< coarse candidates alpha = k / grid, k = 1..grid
+  int bins = 1024;                         ///< histogram bins of the coarse stage (large inputs)
+  int refine_steps = 4;                    ///< golden-section evaluations of the fine stage
+  std::int64_t exact_coarse_limit = 4096;  ///< inputs up to this size run the coarse grid exactly
+  std::int64_t sample_size = 32768;        ///< larger inputs are searched on a stratified sample (0: never)
 };
 
-/// The clipping range [alpha * lo, alpha * hi] (alpha in (0, 1]) whose fake quantization minimises the
-/// p-norm error over the finite values of x[0..n). Coarse: `grid` candidates, on a histogram (centroids
-/// weighted by counts, run through the fake_quant kernel) for large inputs, exactly for small ones. Fine: the
-/// exact error (SIMD fake_quant, chunked) at the best coarse candidate and its neighbours, then a
-/// golden-section search between them; alpha = 1 (MinMax) is always evaluated, so the result is never worse
-/// than MinMax in this norm. Returns the range and writes the exact error (normalised by max|x|) to *error.
-inline FiniteRange mse_search(const float* x, std::int64_t n, const FiniteRange& r, const QuantSpec& spec,
+/// The clipping range [alpha * lo, alpha * hi] (alpha in (0, 1], [lo, hi] the finite range r of x) whose fake
+/// quantization minimises the p-norm error over the finite values of x[0..n). Inputs larger than
+/// opt.sample_size are searched on a jittered stratified sample of that size. Coarse: `grid` candidates, on a
+/// histogram (bin centroids weighted by counts, through the fake_quant kernel) for large inputs, exactly for
+/// small ones. Fine: the exact error (SIMD fake_quant, chunked) at the best coarse candidate and its
+/// neighbours, then a golden-section search between them. alpha = 1 (MinMax) is always evaluated, so the
+/// result is never worse than MinMax on the searched data (the whole input when it is not sampled). Writes
+/// the searched error (normalised by max|x|) to *error and the number of exact evaluations to *evaluations.
+inline FiniteRange mse_search(const float* x_in, std::int64_t n_in, const FiniteRange& r, const QuantSpec& spec,
                               const MseSearchOptions& opt, double* error = nullptr, int* evaluations = nullptr) {
   const auto amax = static_cast<float>(std::max(std::fabs(r.lo), std::fabs(r.hi)));
   FiniteRange out = r;
   if (!(amax > 0.0f)) {
     if (error) *error = 0.0;
+    if (evaluations) *evaluations = 0;
     return out;
+  }
+  const float* x = x_in;
+  std::int64_t n = n_in;
+  std::vector<float> sample;
+  if (opt.sample_size > 0 && n_in > opt.sample_size) {
+    stratified_sample(x_in, n_in, opt.sample_size, sample);
+    x = sample.data();
+    n = opt.sample_size;
   }
   const float inv_norm = 1.0f / amax;
   const float p = opt.p;
@@ -274,6 +335,7 @@ inline FiniteRange mse_search(const float* x, std::int64_t n, const FiniteRange&
   };
   const bool exact_coarse = n <= opt.exact_coarse_limit;
   for (int k = std::max(1, kbest - 1); k <= std::min(K, kbest + 1); ++k) {
+    if (k == K && !exact_coarse) continue;  // alpha = 1 is already evaluated
     const double a = static_cast<double>(k) / K;
     consider(a, exact_coarse ? coarse[static_cast<std::size_t>(k)] : exact(a));
   }
@@ -513,12 +575,14 @@ class PercentileObserver : public ObserverBase<PercentileObserver> {
 class MseObserver : public ObserverBase<MseObserver> {
  public:
   static constexpr const char* name = "MseObserver";
-  /// @param p the norm's exponent, in [1, 8] (2 or 2.4 in practice).
+  /// @param p the norm's exponent, in [1, 3] (2 or 2.4 in practice).
   explicit MseObserver(const QuantSpec& spec, float p = 2.0f, detail::MseSearchOptions options = {})
       : ObserverBase(spec), options_(options) {
-    if (!(p >= 1.0f && p <= 8.0f)) detail::fail("MseObserver: p must be in [1, 8], got ", p);
+    if (!(p >= 1.0f && p <= 3.0f)) detail::fail("MseObserver: p must be in [1, 3], got ", p);
     if (options.grid < 2 || options.grid > 100000) detail::fail("MseObserver: grid must be in [2, 100000], got ", options.grid);
     if (options.bins < 16 || options.bins > (1 << 24)) detail::fail("MseObserver: bins must be in [16, 2^24], got ", options.bins);
+    if (options.sample_size < 0 || (options.sample_size > 0 && options.sample_size < 1024))
+      detail::fail("MseObserver: sample_size must be 0 or >= 1024, got ", options.sample_size);
     if (options.refine_steps < 0 || options.refine_steps > 64)
       detail::fail("MseObserver: refine_steps must be in [0, 64], got ", options.refine_steps);
     options_.p = p;
