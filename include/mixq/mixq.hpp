@@ -9,3 +9,4 @@
 #include "mixq/io.hpp"
 #include "mixq/search.hpp"
 #include "mixq/nn.hpp"
+#include "mixq/schedule.hpp"
