@@ -444,14 +444,22 @@ class Engine {
     offer(cur);
   }
 
+  // Best-improvement local search: single-class moves, then pairs of moves in two classes.
   void improve(std::vector<int>& cur, std::vector<std::int64_t>& tot) {
+    struct Move { int g, j; double dc; };
+    std::vector<Move> moves;
+    std::vector<std::int64_t> du(static_cast<std::size_t>(K_));
+    int pair_rounds = 0;
     for (int it = 0; it < 16 * static_cast<int>(free_.size()) + 16; ++it) {
       double best = 0.0;
-      int bg = -1, bj = -1;
+      int bg = -1, bj = -1, bg2 = -1, bj2 = -1;
+      moves.clear();
       for (int g : free_) {
         const int c0 = cur[static_cast<std::size_t>(g)];
         for (int j : act_[static_cast<std::size_t>(g)]) {
+          if (j == c0) continue;
           const double dc = cp_.cost[static_cast<std::size_t>(j)] - cp_.cost[static_cast<std::size_t>(c0)];
+          moves.push_back(Move{g, j, dc});
           if (dc >= best) continue;
           bool ok = true;
           for (int k = 0; k < K_ && ok; ++k)
@@ -459,11 +467,33 @@ class Engine {
           if (ok) { best = dc; bg = g; bj = j; }
         }
       }
-      if (bg < 0) break;
+      if (bg < 0 && pair_rounds++ < 4) {
+        // pairs: sorted by cost change, a cost-decreasing move with any move that frees its resources
+        std::sort(moves.begin(), moves.end(), [](const Move& x, const Move& y) { return x.dc < y.dc; });
+        for (std::size_t a = 0; a < moves.size() && a < 48 && moves[a].dc < 0.0; ++a) {
+          const Move& m1 = moves[a];
+          for (int k = 0; k < K_; ++k)
+            du[static_cast<std::size_t>(k)] = tot[static_cast<std::size_t>(k)] + iuse(m1.j, k) - iuse(cur[static_cast<std::size_t>(m1.g)], k);
+          for (std::size_t b = 0; b < moves.size() && m1.dc + moves[b].dc < best; ++b) {
+            const Move& m2 = moves[b];
+            if (m2.g == m1.g) continue;
+            bool ok = true;
+            for (int k = 0; k < K_ && ok; ++k)
+              ok = du[static_cast<std::size_t>(k)] + iuse(m2.j, k) - iuse(cur[static_cast<std::size_t>(m2.g)], k) <= rb_[static_cast<std::size_t>(k)];
+            if (ok) { best = m1.dc + m2.dc; bg = m1.g; bj = m1.j; bg2 = m2.g; bj2 = m2.j; }
+          }
+        }
+      }
+      if (bg < 0 || best > -1e-15) break;
       for (int k = 0; k < K_; ++k) tot[static_cast<std::size_t>(k)] += iuse(bj, k) - iuse(cur[static_cast<std::size_t>(bg)], k);
       cur[static_cast<std::size_t>(bg)] = bj;
+      if (bg2 >= 0) {
+        for (int k = 0; k < K_; ++k) tot[static_cast<std::size_t>(k)] += iuse(bj2, k) - iuse(cur[static_cast<std::size_t>(bg2)], k);
+        cur[static_cast<std::size_t>(bg2)] = bj2;
+      }
     }
   }
+
 
   // Surrogate multipliers mu on the unit sphere (angles phi_), chosen by coordinate golden-section search
   // maximising the surrogate LP bound; search = false reuses the current angles. Returns +inf as soon as one
@@ -494,7 +524,7 @@ class Engine {
     double best = eval_weights(phi_);
     if (std::isinf(best)) return best;
     const int passes = K_ == 2 ? 1 : 2;
-    const int iters = 22;
+    const int iters = 12;
     const double gr = 0.6180339887498949;
     for (int pass = 0; pass < passes; ++pass) {
       for (int k = 1; k < K_; ++k) {
@@ -565,6 +595,8 @@ class Engine {
   }
 
   bool dp_infeasible_ = false;
+  int dp_row0_ = -1;  // the DP row, chosen once (smallest excess) and kept across rounds
+  std::vector<double> lambda0_;  // per row: lambda * w of the first surrogate LP
 
   void build_dp_table() {
     dp_row_ = -1;
@@ -588,19 +620,24 @@ class Engine {
         return;
       }
       const std::int64_t e = (rb_[static_cast<std::size_t>(k)] - summin) / g;
-      if (e < best_e && (nf + 1) * (e + 1) <= max_entries) {
+      if ((dp_row0_ < 0 || dp_row0_ == k) && e < best_e && (nf + 1) * (e + 1) <= max_entries) {
         best_e = e;
         best_g = g;
         dp_row_ = k;
       }
     }
     if (dp_row_ < 0) return;
+    dp_row0_ = dp_row_;
     const std::int64_t E = best_e;
     dp_excess_ = E;
     dp_units_.assign(cp_.cost.size(), 0);
-    dp_lambda_.assign(static_cast<std::size_t>(K_), 0.0);
-    for (int k = 0; k < K_; ++k)
-      if (k != dp_row_) dp_lambda_[static_cast<std::size_t>(k)] = lambda_ * w_[static_cast<std::size_t>(k)];
+    // multipliers of the other rows: from the first (fully searched) surrogate LP, kept across rounds
+    if (lambda0_.empty()) {
+      lambda0_.assign(static_cast<std::size_t>(K_), 0.0);
+      for (int k = 0; k < K_; ++k) lambda0_[static_cast<std::size_t>(k)] = lambda_ * w_[static_cast<std::size_t>(k)];
+    }
+    dp_lambda_ = lambda0_;
+    dp_lambda_[static_cast<std::size_t>(dp_row_)] = 0.0;
     for (int grp : free_) {
       std::int64_t m = std::numeric_limits<std::int64_t>::max();
       for (int j : act_[static_cast<std::size_t>(grp)]) m = std::min(m, iuse(j, dp_row_));
@@ -927,7 +964,7 @@ class Engine {
       if (dp_infeasible_) { proven = true; break; }
       if (dp_row_ >= 0) {
         if (round == 0) heuristic_from(dp_path());
-        root = std::max(root, dp_root());
+            root = std::max(root, dp_root());
         if (std::isfinite(ub_) && root >= ub_ - tol()) { proven = true; break; }
         changed = dp_fixing() || changed;
       }
