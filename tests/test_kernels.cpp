@@ -359,8 +359,8 @@ TEST_P(Kernels, LsqMatchesTorchGolden) {
 }
 
 TEST_P(Kernels, PerChannelAndPerGroupMatchScalar) {
-  const std::ptrdiff_t shapes[][3] = {{1, 3, 0}, {1, 1, 1}, {2, 3, 5},  {3, 4, 17},
-                                      {2, 5, 33}, {1, 7, 49}, {2, 2, 100}, {0, 3, 4}};
+  const std::ptrdiff_t shapes[][3] = {{1, 3, 0},   {1, 1, 1},  {2, 3, 5},   {3, 4, 17}, {2, 5, 33},
+                                      {1, 7, 49},  {2, 2, 100}, {0, 3, 4},   {2, 19, 7}, {1, 16, 32}};
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> exponent(-3.0f, 1.0f);
   std::uniform_int_distribution<std::int32_t> zp(-10, 10);
@@ -407,6 +407,29 @@ TEST_P(Kernels, PerChannelAndPerGroupMatchScalar) {
             << "channel " << c;
       }
     }
+  }
+  // The full int32 code range (lo and hi computed in 64-bit integers), 8-channel blocks and a tail.
+  {
+    const std::ptrdiff_t channels = 11, inner = 9, n = channels * inner;
+    std::uniform_int_distribution<std::int32_t> any_zp(std::numeric_limits<std::int32_t>::min(),
+                                                       std::numeric_limits<std::int32_t>::max());
+    std::vector<float> scales(static_cast<std::size_t>(channels));
+    std::vector<std::int32_t> zero_points(static_cast<std::size_t>(channels));
+    for (auto& v : scales) v = std::pow(10.0f, 6.0f * exponent(rng));
+    for (auto& v : zero_points) v = any_zp(rng);
+    const std::int32_t qmin = std::numeric_limits<std::int32_t>::min(), qmax = std::numeric_limits<std::int32_t>::max();
+    const std::vector<float> x = make_data(n, {1e6f, 0, qmin, qmax}, 21);
+    const std::vector<float> dy = gradients(n, 22);
+    std::vector<float> y(static_cast<std::size_t>(n)), ref(y.size());
+    mk::fake_quant_per_channel(x.data(), y.data(), 1, channels, inner, scales.data(), zero_points.data(), qmin, qmax);
+    md::scalar::fake_quant_channels(x.data(), ref.data(), 1, channels, inner, scales.data(), zero_points.data(), qmin,
+                                    qmax);
+    ASSERT_TRUE(same_bits(y.data(), ref.data(), n)) << "full int32 range";
+    mk::fake_quant_backward_per_channel(x.data(), dy.data(), y.data(), 1, channels, inner, scales.data(),
+                                        zero_points.data(), qmin, qmax);
+    md::scalar::fake_quant_backward_channels(x.data(), dy.data(), ref.data(), 1, channels, inner, scales.data(),
+                                             zero_points.data(), qmin, qmax);
+    ASSERT_TRUE(same_bits(y.data(), ref.data(), n)) << "full int32 range, backward";
   }
   // Per group = per channel with outer = 1, channels = rows * groups, inner = group_size.
   std::uniform_int_distribution<std::int32_t> small_zp(-8, 7);

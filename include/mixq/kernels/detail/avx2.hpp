@@ -106,31 +106,43 @@ MIXQ_TARGET_AVX2 inline void fake_quant(const float* x, float* y, std::ptrdiff_t
   if (stream) _mm_sfence();
 }
 
-// Per-channel parameters in blocks of 8 channels: the 8 reciprocals come from one vector division
-// (correctly rounded, so equal to scalar 1.0f / scale), off the rows' critical path.
+// Per-channel parameters in blocks of 8 channels, computed with vector instructions off the rows' critical
+// path: the reciprocals with one vector division (correctly rounded, so equal to scalar 1.0f / scale), lo and
+// hi with 32-bit integer arithmetic when qmax - qmin < 2^31 (then exact: zero_point lies in [qmin, qmax]) and
+// cvtdq2ps (round to nearest even, as the scalar int64 -> float conversion).
 struct ChannelBlock {
   alignas(32) float inv[8];
+  alignas(32) float lo[8];
+  alignas(32) float hi[8];
 };
 
-MIXQ_TARGET_AVX2 inline void channel_block(const float* scales, std::ptrdiff_t c, std::ptrdiff_t channels,
+MIXQ_TARGET_AVX2 inline void channel_block(const float* scales, const std::int32_t* zero_points, std::int32_t qmin,
+                                           std::int32_t qmax, std::ptrdiff_t c, std::ptrdiff_t channels,
                                            ChannelBlock* b) {
-  if (c + 8 <= channels) {
+  const bool narrow = static_cast<std::int64_t>(qmax) - qmin < (std::int64_t(1) << 31);
+  if (c + 8 <= channels && narrow) {
     _mm256_store_ps(b->inv, _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(scales + c)));
-  } else {
-    for (std::ptrdiff_t k = 0; k < channels - c; ++k) b->inv[k] = 1.0f / scales[c + k];
+    const __m256i zp = zero_points ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_points + c))
+                                   : _mm256_setzero_si256();
+    _mm256_store_ps(b->lo, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_set1_epi32(qmin), zp)));
+    _mm256_store_ps(b->hi, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_set1_epi32(qmax), zp)));
+    return;
+  }
+  for (std::ptrdiff_t k = 0; k < 8 && c + k < channels; ++k) {
+    const Params p = params(scales[c + k], zero_points ? zero_points[c + k] : 0, qmin, qmax);
+    b->inv[k] = p.inv;
+    b->lo[k] = p.lo;
+    b->hi[k] = p.hi;
   }
 }
 
-MIXQ_TARGET_AVX2 inline Vec channel_vec(float scale, float inv, std::int32_t zero_point, std::int32_t qmin,
-                                        std::int32_t qmax) {
-  return {_mm256_set1_ps(scale), _mm256_set1_ps(inv),
-          _mm256_set1_ps(static_cast<float>(static_cast<std::int64_t>(qmin) - zero_point)),
-          _mm256_set1_ps(static_cast<float>(static_cast<std::int64_t>(qmax) - zero_point))};
+MIXQ_TARGET_AVX2 inline Vec channel_vec(const float* scales, std::ptrdiff_t c, const ChannelBlock& b,
+                                        std::ptrdiff_t k) {
+  return {_mm256_set1_ps(scales[c]), _mm256_set1_ps(b.inv[k]), _mm256_set1_ps(b.lo[k]), _mm256_set1_ps(b.hi[k])};
 }
 
-MIXQ_TARGET_AVX2 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                                 const Params& p) {
-  const Vec v = broadcast(p);
+MIXQ_TARGET_AVX2 inline void fake_quant_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                     const Vec& v) {
   std::ptrdiff_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m256 a = _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i), v), _mm256_loadu_ps(dy + i));
@@ -193,9 +205,8 @@ MIXQ_TARGET_AVX2 inline LsqParts lsq_parts(__m256 x, const Vec& v) {
 // * 2^-24 * sum |dy * term|, independent of n; docs/NUMERICS.md). Converting every product to double
 // instead costs 2x on this kernel.
 
-MIXQ_TARGET_AVX2 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                          const Params& p, double* d_scale, double* dy_outside) {
-  const Vec v = broadcast(p);
+MIXQ_TARGET_AVX2 inline void lsq_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                              const Vec& v, double* d_scale, double* dy_outside) {
   __m256d s0 = _mm256_setzero_pd(), s1 = s0, o0 = s0, o1 = s0;
   std::ptrdiff_t i = 0;
   while (i + 16 <= n) {
@@ -227,6 +238,16 @@ MIXQ_TARGET_AVX2 inline void lsq_backward(const float* x, const float* dy, float
   *dy_outside += horizontal_sum(_mm256_add_pd(o0, o1));
 }
 
+MIXQ_TARGET_AVX2 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                 const Params& p) {
+  fake_quant_backward_row(x, dy, dx, n, broadcast(p));
+}
+
+MIXQ_TARGET_AVX2 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                          const Params& p, double* d_scale, double* dy_outside) {
+  lsq_backward_row(x, dy, dx, n, broadcast(p), d_scale, dy_outside);
+}
+
 MIXQ_TARGET_AVX2 inline void fake_quant_channels(const float* x, float* y, std::ptrdiff_t outer,
                                                  std::ptrdiff_t channels, std::ptrdiff_t inner, const float* scales,
                                                  const std::int32_t* zero_points, std::int32_t qmin,
@@ -235,12 +256,11 @@ MIXQ_TARGET_AVX2 inline void fake_quant_channels(const float* x, float* y, std::
   ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
     for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
-      channel_block(scales, c0, channels, &b);
+      channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
       const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
       for (std::ptrdiff_t c = c0; c < end; ++c) {
         const std::ptrdiff_t off = (o * channels + c) * inner;
-        fake_quant_row(x + off, y + off, inner,
-                       channel_vec(scales[c], b.inv[c - c0], zero_points ? zero_points[c] : 0, qmin, qmax), stream);
+        fake_quant_row(x + off, y + off, inner, channel_vec(scales, c, b, c - c0), stream);
       }
     }
   if (stream) _mm_sfence();
@@ -251,11 +271,15 @@ MIXQ_TARGET_AVX2 inline void fake_quant_backward_channels(const float* x, const 
                                                           std::ptrdiff_t inner, const float* scales,
                                                           const std::int32_t* zero_points, std::int32_t qmin,
                                                           std::int32_t qmax) {
+  ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
-    for (std::ptrdiff_t c = 0; c < channels; ++c) {
-      const std::ptrdiff_t off = (o * channels + c) * inner;
-      fake_quant_backward(x + off, dy + off, dx + off, inner,
-                          params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+    for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
+      channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
+      const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
+      for (std::ptrdiff_t c = c0; c < end; ++c) {
+        const std::ptrdiff_t off = (o * channels + c) * inner;
+        fake_quant_backward_row(x + off, dy + off, dx + off, inner, channel_vec(scales, c, b, c - c0));
+      }
     }
 }
 
@@ -265,12 +289,16 @@ MIXQ_TARGET_AVX2 inline void lsq_backward_channels(const float* x, const float* 
                                                    std::int32_t qmin, std::int32_t qmax, double* d_scale,
                                                    double* dy_outside) {
   double unused = 0.0;
+  ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
-    for (std::ptrdiff_t c = 0; c < channels; ++c) {
-      const std::ptrdiff_t off = (o * channels + c) * inner;
-      lsq_backward(x + off, dy + off, dx + off, inner,
-                   params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax), d_scale + c,
-                   dy_outside ? dy_outside + c : &unused);
+    for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
+      channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
+      const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
+      for (std::ptrdiff_t c = c0; c < end; ++c) {
+        const std::ptrdiff_t off = (o * channels + c) * inner;
+        lsq_backward_row(x + off, dy + off, dx + off, inner, channel_vec(scales, c, b, c - c0), d_scale + c,
+                         dy_outside ? dy_outside + c : &unused);
+      }
     }
 }
 
