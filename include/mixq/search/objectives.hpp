@@ -261,4 +261,38 @@ inline BitPair parse_level(const std::string& level) {
   return BitPair{w, a};
 }
 
+/// Synthetic, strictly monotone LIMPQ indicators for a layer table (for tests and benchmarks when no trained
+/// indicators exist): S(b) = base * 2^(-b) * (1 + 0.3 u), base log-uniform per layer, u uniform in [0, 1), from
+/// a fixed 64-bit linear congruential generator seeded with seed.
+inline LimpqIndicators synthetic_limpq_indicators(const LayerTable& table, std::uint64_t seed = 1,
+                                                  const std::vector<int>& bit_widths = {6, 5, 4, 3, 2}) {
+  std::uint64_t state = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+  auto uniform = [&]() {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0);
+  };
+  LimpqIndicators ind;
+  ind.bit_widths = bit_widths;
+  for (const Layer& l : table) {
+    if (l.fixed_bits) continue;
+    ind.params.push_back(weight_count(l));
+    ind.macs.push_back(macs(l));
+    std::vector<double> w, a;
+    const double bw = std::exp(std::log(0.01) + uniform() * std::log(50.0));
+    const double ba = std::exp(std::log(0.01) + uniform() * std::log(50.0));
+    for (int b : bit_widths) {
+      w.push_back(bw * std::ldexp(1.0, -b) * (1.0 + 0.3 * uniform()));
+      a.push_back(ba * std::ldexp(1.0, -b) * (1.0 + 0.3 * uniform()));
+    }
+    // keep strictly monotone in the bit-width order
+    for (std::size_t i = 1; i < w.size(); ++i) {
+      if (bit_widths[i] < bit_widths[i - 1] && w[i] <= w[i - 1]) w[i] = w[i - 1] * 1.01;
+      if (bit_widths[i] < bit_widths[i - 1] && a[i] <= a[i - 1]) a[i] = a[i - 1] * 1.01;
+    }
+    ind.weight_step.push_back(std::move(w));
+    ind.activation_step.push_back(std::move(a));
+  }
+  return ind;
+}
+
 }  // namespace mixq::search
