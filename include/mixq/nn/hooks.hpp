@@ -32,6 +32,7 @@ struct LayerInfo {
   std::string name;
   LayerShape shape;
   bool fixed_precision = false;
+  bool batch_norm = false;  ///< followed directly by a BatchNorm2d / SwitchableBatchNorm2d
   int w_bits = float_bits, a_bits = float_bits;
 };
 
@@ -52,11 +53,18 @@ inline std::vector<LayerInfo> layer_table(Module& root, Index channels, Index he
   x.set_zero();
   root.forward(x);
   root.set_training(was_training);
+  // A quantized layer is followed by BN when the next module in depth-first order is one.
+  std::map<std::string, bool> followed_by_bn;
+  auto mods = named_modules(root);
+  for (std::size_t i = 0; i + 1 < mods.size(); ++i)
+    if (dynamic_cast<QuantLayer*>(mods[i].module))
+      followed_by_bn[mods[i].name] = dynamic_cast<BatchNorm2d*>(mods[i + 1].module) != nullptr ||
+                                     dynamic_cast<SwitchableBatchNorm2d*>(mods[i + 1].module) != nullptr;
   std::vector<LayerInfo> out;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     layers[i].layer->set_bits(saved[i].first, saved[i].second);
     out.push_back({layers[i].name, layers[i].layer->layer_shape(), layers[i].layer->fixed_precision(),
-                   saved[i].first, saved[i].second});
+                   followed_by_bn[layers[i].name], saved[i].first, saved[i].second});
   }
   return out;
 }
