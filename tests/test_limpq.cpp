@@ -46,7 +46,7 @@ nn::ModelOptions tiny(bool switchable, bool per_channel) {
 struct Pipeline {
   std::unique_ptr<nn::Sequential> float_model, ind_model;
   search::LayerTable table;
-  search::LimpqIndicators ind;
+  search::LimpqIndicators ind0, ind;  // before and after training
   std::size_t copied = 0;
 };
 
@@ -62,6 +62,12 @@ const Pipeline& pipeline() {
     sc::train_supervised(*q->float_model, data, to);
     q->ind_model = nn::make_resnet(tiny(true, false));
     q->copied = sc::copy_matching_parameters(*q->float_model, *q->ind_model);
+    nn::Tensor x0;
+    std::vector<std::int32_t> y0;
+    nn::make_batch(data.images.data(), data.labels.data(), nn::epoch_order(32), 0, 32, 1, 28, 28,
+                   mixq::io::fashion_mnist_mean, mixq::io::fashion_mnist_std, x0, y0);
+    sc::initialize_step_sizes(*q->ind_model, x0, {2, 3, 4, 5, 6});
+    q->ind0 = sc::extract_indicators(*q->ind_model, 1, 28, 28);
     sc::IndicatorTrainingOptions io;
     io.batch_size = 32;
     io.epochs = 1;
@@ -117,6 +123,10 @@ TEST(LimpqIndicators, FinitePositiveMostlyMonotone) {
     for (double s : p.ind.activation_step[l]) EXPECT_TRUE(std::isfinite(s) && s > 0) << l;
   }
   EXPECT_GE(sc::indicator_monotone_fraction(p.ind), 0.8);
+  // LSQ's initial rule 2 mean|x| / sqrt(qmax) is monotone up to the inputs differing between bit-widths.
+  EXPECT_GE(sc::indicator_monotone_fraction(p.ind0), 0.9);
+  const double moved = sc::indicator_relative_change(p.ind0, p.ind);
+  EXPECT_TRUE(std::isfinite(moved) && moved > 0.0) << moved;
   // The BN bank of every bit-width exists and the stem BN follows its fixed 8-bit conv.
   auto& bank = dynamic_cast<nn::SwitchableBatchNorm2d&>(nn::find_module(*p.ind_model, "stage1.main.bn1"));
   for (int b = 2; b <= 6; ++b) EXPECT_TRUE(bank.has_key(nn::bits_key(b, b))) << b;

@@ -190,6 +190,22 @@ inline void add_bit_width_bn_keys(nn::Module& model, const std::vector<int>& bit
   }
 }
 
+/// Initialises the LSQ step sizes of every candidate bit-width from one batch `x` (LSQ's rule, as the first
+/// training forward would), in evaluation mode so no BN statistics change; adds the BN keys of every bit-width
+/// (add_bit_width_bn_keys). Lets a caller record the step sizes before training (how far training moves the
+/// indicators from their data-only initial values). Bit-widths are left at the last one.
+inline void initialize_step_sizes(nn::Module& model, const nn::Tensor& x, const std::vector<int>& bit_widths) {
+  add_bit_width_bn_keys(model, bit_widths);
+  const bool was_training = model.training();
+  model.set_training(false);
+  for (int b : bit_widths) {
+    nn::set_uniform_bits(model, b, b);
+    nn::sync_bn_keys(model);
+    model.forward(x);
+  }
+  model.set_training(was_training);
+}
+
 /// LIMPQ's joint indicator training of `model` (a network with switchable BN, typically initialised from a
 /// float checkpoint with copy_matching_parameters). Each mini-batch: for every b in bit_widths, every
 /// searchable layer at WbAb with the BN of b, forward, cross-entropy with label smoothing, backward
@@ -331,6 +347,28 @@ inline double indicator_monotone_fraction(const search::LimpqIndicators& ind) {
         if (r[i] >= r[i - 1]) ++ok;
       }
   return total ? static_cast<double>(ok) / static_cast<double>(total) : 1.0;
+}
+
+/// Mean relative change |S_after / S_before - 1| over every indicator of two indicator sets of the same shape.
+inline double indicator_relative_change(const search::LimpqIndicators& before, const search::LimpqIndicators& after) {
+  if (before.weight_step.size() != after.weight_step.size() ||
+      before.activation_step.size() != after.activation_step.size())
+    mixq::detail::fail("indicator_relative_change: ", before.weight_step.size(), " and ", after.weight_step.size(),
+                       " layers");
+  double sum = 0;
+  std::size_t n = 0;
+  for (int k = 0; k < 2; ++k) {
+    const auto& a = k ? before.activation_step : before.weight_step;
+    const auto& b = k ? after.activation_step : after.weight_step;
+    for (std::size_t l = 0; l < a.size(); ++l) {
+      if (a[l].size() != b[l].size()) mixq::detail::fail("indicator_relative_change: row ", l, " sizes differ");
+      for (std::size_t i = 0; i < a[l].size(); ++i) {
+        sum += std::abs(b[l][i] / a[l][i] - 1.0);
+        ++n;
+      }
+    }
+  }
+  return n ? sum / static_cast<double>(n) : 0.0;
 }
 
 // ---------------------------------------------------------------------------------------------------------
