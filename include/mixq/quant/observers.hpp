@@ -267,7 +267,7 @@ struct MseSearchOptions {
   float p = 2.0f;                          ///< the norm's exponent, in [1, 3]
   int grid = 100;                          ///< coarse candidates alpha = k / grid, k = 1..grid
   int bins = 1024;                         ///< histogram bins of the coarse stage (large inputs)
-  int refine_steps = 4;                    ///< golden-section evaluations of the fine stage
+  int refine_steps = 3;                    ///< golden-section evaluations of the fine stage
   std::int64_t exact_coarse_limit = 4096;  ///< inputs up to this size run the coarse grid exactly
   std::int64_t sample_size = 32768;        ///< larger inputs are searched on a stratified sample (0: never)
 };
@@ -289,33 +289,79 @@ inline FiniteRange mse_search(const float* x_in, std::int64_t n_in, const Finite
     if (evaluations) *evaluations = 0;
     return out;
   }
-  const float* x = x_in;
-  std::int64_t n = n_in;
-  std::vector<float> sample;
-  if (opt.sample_size > 0 && n_in > opt.sample_size) {
-    stratified_sample(x_in, n_in, opt.sample_size, sample);
-    x = sample.data();
-    n = opt.sample_size;
-  }
   const float inv_norm = 1.0f / amax;
   const float p = opt.p;
   int evals = 0;
   auto params_at = [&](double a) { return params_from_range(spec, a * r.lo, a * r.hi); };
+  // The searched data: all of x, or (large inputs) a weighted stratified sample of the body plus every
+  // element of the tail (|x| above the sample's 1 - 1/4096 quantile), so that rare outliers, which decide the
+  // clipping error at high bit-widths, are counted exactly.
+  const float* x = x_in;
+  std::int64_t n = n_in;
+  std::vector<float> body, tail;
+  double body_weight = 1.0;
+  const bool sampled = opt.sample_size > 0 && n_in > opt.sample_size;
+  if (sampled) {
+    stratified_sample(x_in, n_in, opt.sample_size, body);
+    std::vector<float> mags;
+    mags.reserve(body.size());
+    for (float v : body)
+      if (is_finite_value(v)) mags.push_back(std::fabs(v));
+    float t = amax;
+    if (!mags.empty()) {
+      const std::size_t kq = mags.size() - 1 - mags.size() / 4096;
+      std::nth_element(mags.begin(), mags.begin() + static_cast<std::ptrdiff_t>(kq), mags.end());
+      t = mags[kq];
+    }
+    std::int64_t nonfinite = 0;  // +-Inf only: NaN is skipped by the SIMD min/max and counts as body
+    constexpr std::int64_t block = 256;
+    for (std::int64_t b = 0; b < n_in; b += block) {
+      const std::int64_t m = std::min(block, n_in - b);
+      const kernels::MinMax mm = kernels::minmax(x_in + b, static_cast<std::ptrdiff_t>(m));
+      if (mm.min >= -t && mm.max <= t) continue;  // the SIMD scan proves the block has no tail element
+      for (std::int64_t i = b; i < b + m; ++i) {
+        const float v = x_in[i];
+        if (std::fabs(v) > t) {
+          if (is_finite_value(v)) tail.push_back(v);
+          else ++nonfinite;
+        }
+      }
+    }
+    std::size_t kept = 0;
+    for (float v : body)
+      if (std::fabs(v) <= t) body[kept++] = v;
+    body.resize(kept);
+    const double body_total = static_cast<double>(n_in - nonfinite) - static_cast<double>(tail.size());
+    body_weight = body.empty() ? 0.0 : body_total / static_cast<double>(body.size());
+    x = body.data();
+    n = static_cast<std::int64_t>(body.size());
+  }
   auto exact = [&](double a) {
     ++evals;
-    return fake_quant_error(x, n, params_at(a), spec, p, inv_norm);
+    const QuantParams qp = params_at(a);
+    double e = fake_quant_error(x, n, qp, spec, p, inv_norm);
+    if (sampled) e = body_weight * e + fake_quant_error(tail.data(), static_cast<std::int64_t>(tail.size()), qp, spec, p, inv_norm);
+    return e;
   };
   const int K = std::max(opt.grid, 2);
   std::vector<double> coarse(static_cast<std::size_t>(K) + 1, std::numeric_limits<double>::infinity());
-  if (n <= opt.exact_coarse_limit) {
+  const bool exact_coarse = !sampled && n <= opt.exact_coarse_limit;
+  if (exact_coarse) {
     for (int k = 1; k <= K; ++k) coarse[static_cast<std::size_t>(k)] = exact(static_cast<double>(k) / K);
   } else {
-    const Histogram h = build_histogram(x, n, static_cast<float>(r.lo), static_cast<float>(r.hi), opt.bins, false);
+    Histogram h = build_histogram(x, n, static_cast<float>(r.lo), static_cast<float>(r.hi), opt.bins, false);
+    std::vector<double> wsum(h.count.size()), wcount(h.count.size());
+    for (std::size_t b = 0; b < h.count.size(); ++b) wsum[b] = h.sum[b] * body_weight, wcount[b] = h.count[b] * body_weight;
+    const double inv_width = 1.0 / h.width, top = static_cast<double>(h.count.size() - 1);
+    for (float v : tail) {  // tail elements join the bins with weight 1
+      const auto b = static_cast<std::size_t>(std::clamp((v - h.lo) * inv_width, 0.0, top));
+      wsum[b] += v, wcount[b] += 1.0;
+    }
     std::vector<float> centers, weights, y;
-    for (std::size_t b = 0; b < h.count.size(); ++b)
-      if (h.count[b] > 0.0f) {
-        centers.push_back(static_cast<float>(h.sum[b] / h.count[b]));
-        weights.push_back(h.count[b]);
+    for (std::size_t b = 0; b < wcount.size(); ++b)
+      if (wcount[b] > 0.0) {
+        centers.push_back(static_cast<float>(wsum[b] / wcount[b]));
+        weights.push_back(static_cast<float>(wcount[b]));
       }
     y.resize(centers.size());
     const auto m = static_cast<std::int64_t>(centers.size());
@@ -329,11 +375,10 @@ inline FiniteRange mse_search(const float* x_in, std::int64_t n_in, const Finite
   int kbest = 1;
   for (int k = 2; k <= K; ++k)
     if (coarse[static_cast<std::size_t>(k)] < coarse[static_cast<std::size_t>(kbest)]) kbest = k;
-  double best_a = 1.0, best_e = n <= opt.exact_coarse_limit ? coarse[static_cast<std::size_t>(K)] : exact(1.0);
+  double best_a = 1.0, best_e = exact_coarse ? coarse[static_cast<std::size_t>(K)] : exact(1.0);
   auto consider = [&](double a, double e) {
     if (e < best_e) best_a = a, best_e = e;
   };
-  const bool exact_coarse = n <= opt.exact_coarse_limit;
   for (int k = std::max(1, kbest - 1); k <= std::min(K, kbest + 1); ++k) {
     if (k == K && !exact_coarse) continue;  // alpha = 1 is already evaluated
     const double a = static_cast<double>(k) / K;
