@@ -248,7 +248,8 @@ class Engine {
   int row_filter(std::int64_t& min_use_out) {
     const int G = cp_.groups();
     std::vector<std::int64_t> gmin(static_cast<std::size_t>(G * K_));
-    for (bool changed = true; changed;) {
+    bool first = true;
+    for (bool changed = true; changed; first = false) {
       changed = false;
       for (int k = 0; k < K_; ++k) {
         std::int64_t tot = 0;
@@ -259,7 +260,8 @@ class Engine {
           tot += m;
         }
         if (tot > b_[static_cast<std::size_t>(k)]) {
-          min_use_out = tot;
+          // exact only for row 0 before any filtering; otherwise the caller analyses the infeasibility
+          min_use_out = (first && k == 0) ? tot : -1;
           return k;
         }
         for (int g = 0; g < G; ++g) {
@@ -935,7 +937,7 @@ class Engine {
         act_[static_cast<std::size_t>(g)].push_back(j);
     std::int64_t min_use = 0;
     const int bad = row_filter(min_use);
-    if (bad >= 0) return infeasible(bad, min_use);
+    if (bad >= 0) return min_use >= 0 ? infeasible(bad, min_use) : infeasible(-1, 0);
     fold_constants();
     if (warm && static_cast<int>(warm->size()) == G) {
       ub_ = std::numeric_limits<double>::infinity();

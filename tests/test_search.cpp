@@ -1,0 +1,583 @@
+// Tests of the search layer: cost model and network tables, problem validation, the exact solver against brute
+// force on random instances, LIMPQ's published ResNet-50 instance, Pareto sweeps, width alignment, HAWQ costs.
+#include <mixq/mixq.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace ms = mixq::search;
+
+namespace {
+
+// Random-instance count scale: MIXQ_SEARCH_TEST_SCALE (default 1; the sanitizer and qemu stages may lower it).
+double test_scale() {
+  const char* s = std::getenv("MIXQ_SEARCH_TEST_SCALE");
+  return s ? std::max(0.01, std::atof(s)) : 1.0;
+}
+
+std::string data_path(const std::string& name) { return std::string(MIXQ_SHARED_DATA_DIR) + "/" + name; }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cost model and tables
+
+TEST(SearchCostModel, TorchvisionTotals) {
+  EXPECT_EQ(ms::total_parameters(ms::resnet18()), 11689512);
+  EXPECT_EQ(ms::total_macs(ms::resnet18()), 1814073344);
+  EXPECT_EQ(ms::total_parameters(ms::resnet50()), 25557032);
+  EXPECT_EQ(ms::total_macs(ms::resnet50()), 4089184256);
+  EXPECT_EQ(ms::total_parameters(ms::mobilenet_v2()), 3504872);
+  EXPECT_EQ(ms::total_macs(ms::mobilenet_v2()), 300774272);
+  EXPECT_EQ(ms::resnet18().size(), 21u);
+  EXPECT_EQ(ms::resnet50().size(), 54u);
+  EXPECT_EQ(ms::mobilenet_v2().size(), 53u);
+}
+
+TEST(SearchCostModel, ResNet50MatchesLimpqIndicatorColumns) {
+  // The params and (exact) MACs columns of LIMPQ's file are the searchable layers of our table, in order.
+  const ms::LayerTable t = ms::resnet50();
+  const ms::LimpqIndicators ind = ms::read_limpq_indicators(data_path("limpq_r50_real.txt"));
+  ASSERT_EQ(ind.params.size(), 52u);
+  std::size_t l = 0;
+  for (const ms::Layer& layer : t) {
+    if (layer.fixed_bits) continue;
+    EXPECT_EQ(ms::weight_count(layer), ind.params[l]) << layer.name;
+    EXPECT_EQ(ms::macs(layer), ind.macs[l]) << layer.name;
+    ++l;
+  }
+  EXPECT_EQ(t.front().fixed_bits, 8);
+  EXPECT_EQ(t.back().fixed_bits, 8);
+  EXPECT_EQ(ms::weight_count(t.front()), 9408);
+  EXPECT_EQ(ms::weight_count(t.back()), 2048000);
+}
+
+TEST(SearchCostModel, LayerFormulas) {
+  const ms::Layer c = ms::conv_layer("c", 64, 128, 3, 2, 1, 56, 56);
+  EXPECT_EQ(ms::output_height(c), 28);
+  EXPECT_EQ(ms::weight_count(c), 128 * 64 * 9);
+  EXPECT_EQ(ms::parameter_count(c), 128 * 64 * 9 + 2 * 128);
+  EXPECT_EQ(ms::macs(c), 128 * 64 * 9 * 28 * 28);
+  EXPECT_EQ(ms::bit_operations(c, 4, 8), ms::macs(c) * 32);
+  const ms::Layer d = ms::depthwise_conv_layer("d", 96, 3, 1, 1, 14, 14);
+  EXPECT_EQ(ms::weight_count(d), 96 * 9);
+  EXPECT_EQ(ms::macs(d), 96 * 9 * 14 * 14);
+  const ms::Layer f = ms::linear_layer("f", 512, 10);
+  EXPECT_EQ(ms::parameter_count(f), 5130);
+  EXPECT_EQ(ms::macs(f), 5120);
+  const ms::LayerTable t = ms::resnet18();
+  const ms::BitPolicy p = ms::uniform_policy(t, 4, 4);
+  EXPECT_EQ(ms::model_size_bits(t, p), 4 * ms::total_weights(t) + 4 * (9408 + 512000));
+  EXPECT_NEAR(ms::average_bit_width(t, ms::uniform_policy(t, 8, 8)), 8.0, 1e-12);
+  EXPECT_THROW(ms::weight_count(ms::conv_layer("bad", 10, 20, 3, 1, 1, 8, 8, true, false, 3)), mixq::error);
+  EXPECT_THROW(ms::macs(ms::conv_layer("bad", 10, 20, 0, 1, 1, 8, 8)), mixq::error);
+  EXPECT_THROW(ms::bit_operations(c, 0, 8), mixq::error);
+  EXPECT_THROW(ms::network_by_name("vgg"), mixq::error);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Brute force
+
+struct Brute {
+  bool feasible = false;
+  double best = std::numeric_limits<double>::infinity();
+  int bad_resource = -1;
+  std::int64_t min_use = 0;
+};
+
+bool allowed_choice(const ms::Problem& p, const std::vector<int>& c) {
+  for (const auto& t : p.ties)
+    for (int x : t)
+      if (c[static_cast<std::size_t>(x)] != c[static_cast<std::size_t>(t[0])]) return false;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    const ms::ChoiceClass& cl = p.classes[i];
+    if (!cl.options[static_cast<std::size_t>(c[i])].allowed) return false;
+    if (cl.fixed_option >= 0 && cl.fixed_option != c[i]) return false;
+  }
+  return true;
+}
+
+template <class F>
+void for_each_choice(const ms::Problem& p, F&& f) {
+  std::vector<int> c(p.classes.size(), 0);
+  while (true) {
+    if (allowed_choice(p, c)) f(c);
+    std::size_t i = 0;
+    while (i < c.size() && ++c[i] == static_cast<int>(p.classes[i].options.size())) c[i++] = 0;
+    if (i == c.size()) return;
+  }
+}
+
+std::vector<std::int64_t> uses_of(const ms::Problem& p, const std::vector<int>& c) {
+  std::vector<std::int64_t> u(p.budgets.size(), 0);
+  for (std::size_t i = 0; i < c.size(); ++i)
+    for (std::size_t k = 0; k < u.size(); ++k) u[k] += p.classes[i].options[static_cast<std::size_t>(c[i])].use[k];
+  return u;
+}
+
+Brute brute_force(const ms::Problem& p) {
+  Brute r;
+  const std::size_t K = p.budgets.size();
+  for_each_choice(p, [&](const std::vector<int>& c) {
+    const auto u = uses_of(p, c);
+    for (std::size_t k = 0; k < K; ++k)
+      if (u[k] > p.budgets[k]) return;
+    double cost = 0;
+    for (std::size_t i = 0; i < c.size(); ++i) cost += p.classes[i].options[static_cast<std::size_t>(c[i])].cost;
+    r.feasible = true;
+    r.best = std::min(r.best, cost);
+  });
+  if (r.feasible) return r;
+  // the documented infeasibility report: the first row k whose minimum use subject to rows 0..k-1 exceeds b_k
+  for (std::size_t k = 0; k < K; ++k) {
+    std::int64_t m = std::numeric_limits<std::int64_t>::max();
+    for_each_choice(p, [&](const std::vector<int>& c) {
+      const auto u = uses_of(p, c);
+      for (std::size_t r2 = 0; r2 < k; ++r2)
+        if (u[r2] > p.budgets[r2]) return;
+      m = std::min(m, u[k]);
+    });
+    if (m > p.budgets[k]) {
+      r.bad_resource = static_cast<int>(k);
+      r.min_use = m;
+      break;
+    }
+  }
+  return r;
+}
+
+ms::Problem random_problem(std::mt19937_64& rng, int K, int n, int max_options) {
+  ms::Problem p;
+  std::vector<std::int64_t> sum_min(static_cast<std::size_t>(K), 0), sum_max(static_cast<std::size_t>(K), 0);
+  const bool integer_costs = rng() % 2 == 0;
+  const bool correlated = rng() % 2 == 0;
+  for (int c = 0; c < n; ++c) {
+    const int m = 1 + static_cast<int>(rng() % static_cast<unsigned>(max_options));
+    std::vector<ms::Option> opts;
+    for (int j = 0; j < m; ++j) {
+      ms::Option o;
+      o.label = "o" + std::to_string(j);
+      for (int k = 0; k < K; ++k) o.use.push_back(static_cast<std::int64_t>(rng() % 12));
+      if (correlated) {
+        o.cost = 20.0 - static_cast<double>(o.use[0]) + static_cast<double>(rng() % 5);
+      } else {
+        o.cost = integer_costs ? static_cast<double>(rng() % 20) - 5.0
+                               : std::uniform_real_distribution<double>(-1.0, 5.0)(rng);
+      }
+      o.allowed = rng() % 6 != 0;
+      opts.push_back(o);
+    }
+    bool any = false;
+    for (const auto& o : opts) any = any || o.allowed;
+    if (!any) opts[0].allowed = true;
+    for (int k = 0; k < K; ++k) {
+      std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = 0;
+      for (const auto& o : opts) {
+        lo = std::min(lo, o.use[static_cast<std::size_t>(k)]);
+        hi = std::max(hi, o.use[static_cast<std::size_t>(k)]);
+      }
+      sum_min[static_cast<std::size_t>(k)] += lo;
+      sum_max[static_cast<std::size_t>(k)] += hi;
+    }
+    p.add_class("c" + std::to_string(c), opts);
+  }
+  for (int k = 0; k < K; ++k) {
+    const std::int64_t lo = sum_min[static_cast<std::size_t>(k)], hi = sum_max[static_cast<std::size_t>(k)];
+    p.budgets.push_back(std::max<std::int64_t>(0, lo - 1 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(hi - lo + 2))));
+  }
+  if (n >= 2 && rng() % 3 == 0) {
+    const int a = static_cast<int>(rng() % static_cast<unsigned>(n)), b = static_cast<int>(rng() % static_cast<unsigned>(n));
+    if (a != b && p.classes[static_cast<std::size_t>(a)].options.size() == p.classes[static_cast<std::size_t>(b)].options.size())
+      p.ties.push_back({a, b});
+  }
+  if (rng() % 4 == 0) {
+    const std::size_t a = rng() % static_cast<unsigned>(n);
+    p.classes[a].fixed_option = static_cast<int>(rng() % p.classes[a].options.size());
+  }
+  return p;
+}
+
+void check_solution(const ms::Problem& p, const ms::Solution& s) {
+  ASSERT_EQ(s.choice.size(), p.classes.size());
+  EXPECT_TRUE(allowed_choice(p, s.choice));
+  const auto u = uses_of(p, s.choice);
+  EXPECT_EQ(u, s.use);
+  for (std::size_t k = 0; k < u.size(); ++k) EXPECT_LE(u[k], p.budgets[k]);
+  double cost = 0;
+  for (std::size_t i = 0; i < s.choice.size(); ++i) cost += p.classes[i].options[static_cast<std::size_t>(s.choice[i])].cost;
+  EXPECT_DOUBLE_EQ(cost, s.objective);
+}
+
+TEST(SearchSolver, AgreesWithBruteForceOnRandomInstances) {
+  const int count = static_cast<int>(4000 * test_scale());
+  int solved = 0, infeasible = 0, error_count = 0;
+  for (int it = 0; it < count; ++it) {
+    std::mt19937_64 rng(static_cast<std::uint64_t>(it) * 7919u + 17u);
+    const int K = 1 + it % 3;
+    const int n = 1 + static_cast<int>(rng() % 7);
+    ms::Problem p = random_problem(rng, K, n, 5);
+    Brute b;
+    ms::Solution s;
+    try {
+      s = ms::solve(p);
+    } catch (const mixq::error&) {
+      ++error_count;  // e.g. a tie whose classes share no allowed option
+      continue;
+    }
+    b = brute_force(p);
+    SCOPED_TRACE("instance " + std::to_string(it));
+    if (b.feasible) {
+      ASSERT_EQ(s.status, ms::Status::optimal);
+      EXPECT_NEAR(s.objective, b.best, 1e-9 * std::max(1.0, std::fabs(b.best)));
+      check_solution(p, s);
+      ++solved;
+    } else {
+      ASSERT_EQ(s.status, ms::Status::infeasible);
+      EXPECT_EQ(s.infeasible_resource, b.bad_resource);
+      EXPECT_EQ(s.minimum_use, b.min_use);
+      EXPECT_TRUE(s.choice.empty());
+      ++infeasible;
+    }
+  }
+  EXPECT_GT(solved, count / 3);
+  EXPECT_GT(infeasible, 0);
+  EXPECT_LT(error_count, count / 10 + 1);
+}
+
+TEST(SearchSolver, LargerRandomInstancesAgreeWithBruteForce) {
+  // 9-10 classes x up to 6 options: up to 6e7 choices is too many, so 8 classes x 6 options (1.7e6) for a few.
+  const int count = std::max(1, static_cast<int>(12 * test_scale()));
+  for (int it = 0; it < count; ++it) {
+    std::mt19937_64 rng(1000003u + static_cast<std::uint64_t>(it));
+    ms::Problem p = random_problem(rng, 1 + it % 3, 7, 6);
+    p.ties.clear();
+    ms::Solution s;
+    ASSERT_NO_THROW(s = ms::solve(p));
+    const Brute b = brute_force(p);
+    ASSERT_EQ(b.feasible, s.status == ms::Status::optimal);
+    if (b.feasible) {
+      EXPECT_NEAR(s.objective, b.best, 1e-9 * std::max(1.0, std::fabs(b.best)));
+    }
+  }
+}
+
+TEST(SearchSolver, TiesChooseTheSameOption) {
+  ms::Problem p({10});
+  p.add_class("block", {{"lo", 5.0, {1}, true}, {"hi", 1.0, {5}, true}});
+  p.add_class("downsample", {{"lo", 5.0, {1}, true}, {"hi", 1.0, {6}, true}});
+  p.add_class("other", {{"lo", 3.0, {1}, true}, {"hi", 0.0, {4}, true}});
+  // untied optimum: block hi + downsample lo + other hi (use 10, cost 6) -- tied it must change
+  p.tie({"block", "downsample"});
+  const ms::Solution s = ms::solve(p);
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  EXPECT_EQ(s.choice[0], s.choice[1]);
+  const Brute b = brute_force(p);
+  EXPECT_DOUBLE_EQ(s.objective, b.best);
+}
+
+TEST(SearchSolver, ForbiddenOptionsAreNeverChosenAndNeverCosts) {
+  ms::Problem p({100});
+  p.add_class("a", {{"cheap", -1e9, {0}, true}, {"ok", 1.0, {1}, true}});
+  p.add_class("b", {{"x", 2.0, {1}, true}, {"y", 1.0, {2}, true}});
+  p.forbid("a", 0);
+  const ms::Solution s = ms::solve(p);
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  EXPECT_EQ(s.choice[0], 1);
+  EXPECT_DOUBLE_EQ(s.objective, 2.0);
+  p.fix("b", 0);
+  EXPECT_DOUBLE_EQ(ms::solve(p).objective, 3.0);
+}
+
+TEST(SearchSolver, InfeasibleReportsTheResourceAndItsMinimumUse) {
+  ms::Problem p({5, 100}, {"BitOps", "size"});
+  p.add_class("a", {{"x", 1.0, {3, 1}, true}, {"y", 0.0, {4, 1}, true}});
+  p.add_class("b", {{"x", 1.0, {3, 1}, true}, {"y", 0.0, {9, 0}, true}});
+  const ms::Solution s = ms::solve(p);
+  EXPECT_EQ(s.status, ms::Status::infeasible);
+  EXPECT_EQ(s.infeasible_resource, 0);
+  EXPECT_EQ(s.minimum_use, 6);
+  EXPECT_NE(ms::describe_infeasibility(p, s).find("BitOps"), std::string::npos);
+  // each row alone can be met, both together cannot: row 1's minimum use given row 0 is reported
+  ms::Problem q({4, 4});
+  q.add_class("a", {{"x", 0.0, {0, 4}, true}, {"y", 0.0, {4, 0}, true}});
+  q.add_class("b", {{"x", 0.0, {0, 4}, true}, {"y", 0.0, {4, 0}, true}});
+  q.add_class("c", {{"x", 0.0, {1, 1}, true}});
+  const ms::Solution t = ms::solve(q);
+  EXPECT_EQ(t.status, ms::Status::infeasible);
+  EXPECT_EQ(t.infeasible_resource, 1);
+  EXPECT_EQ(t.minimum_use, 9);  // row 0 <= 4 forces both x: 4 + 4 + 1
+}
+
+TEST(SearchSolver, BadInputThrows) {
+  auto opt = [](double cost, std::vector<std::int64_t> use) { return ms::Option{"o", cost, std::move(use), true}; };
+  ms::Problem empty({1});
+  EXPECT_THROW(ms::solve(empty), mixq::error);
+  ms::Problem no_budget;
+  no_budget.add_class("a", {opt(1, {})});
+  EXPECT_THROW(ms::solve(no_budget), mixq::error);
+  ms::Problem neg_budget({-1});
+  neg_budget.add_class("a", {opt(1, {0})});
+  EXPECT_THROW(ms::solve(neg_budget), mixq::error);
+  ms::Problem neg_use({1});
+  neg_use.add_class("a", {opt(1, {-1})});
+  EXPECT_THROW(ms::solve(neg_use), mixq::error);
+  ms::Problem bad_k({1, 1});
+  bad_k.add_class("a", {opt(1, {0})});
+  EXPECT_THROW(ms::solve(bad_k), mixq::error);
+  for (double c : {std::nan(""), std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()}) {
+    ms::Problem nan_cost({1});
+    nan_cost.add_class("a", {opt(c, {0})});
+    EXPECT_THROW(ms::solve(nan_cost), mixq::error);
+  }
+  ms::Problem no_allowed({1});
+  no_allowed.add_class("a", {opt(1, {0})});
+  no_allowed.forbid("a", 0);
+  EXPECT_THROW(ms::solve(no_allowed), mixq::error);
+  ms::Problem no_options({1});
+  no_options.add_class("a", {});
+  EXPECT_THROW(ms::solve(no_options), mixq::error);
+  ms::Problem tie({5});
+  tie.add_class("a", {opt(1, {0}), opt(0, {1})});
+  tie.add_class("b", {opt(1, {0})});
+  EXPECT_THROW(tie.tie({"a", "zzz"}), mixq::error);
+  tie.tie({"a", "b"});
+  EXPECT_THROW(ms::solve(tie), mixq::error);
+  ms::Problem dup({1});
+  dup.add_class("a", {opt(1, {0})});
+  dup.add_class("a", {opt(1, {0})});
+  EXPECT_THROW(ms::solve(dup), mixq::error);
+  ms::Problem fixed({1});
+  fixed.add_class("a", {opt(1, {0})});
+  EXPECT_THROW(fixed.fix("a", 3), mixq::error);
+  try {
+    ms::Problem m({1});
+    m.add_class("conv7", {opt(std::nan(""), {0})});
+    ms::solve(m);
+  } catch (const mixq::error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv7"), std::string::npos);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// LIMPQ's published ResNet-50 instance
+
+ms::Problem limpq_instance(const std::string& file, ms::LimpqBudgets* out = nullptr) {
+  const ms::LayerTable t = ms::resnet50();
+  const ms::LimpqIndicators ind = ms::read_limpq_indicators(data_path(file));
+  const ms::LimpqBudgets b = ms::limpq_budgets(t, ind, 3, 4, 12.2);
+  if (out) *out = b;
+  return ms::limpq_problem(t, ind, b);
+}
+
+TEST(SearchLimpq, BudgetsFollowTheReadme) {
+  const ms::LimpqIndicators ind = ms::read_limpq_indicators(data_path("limpq_r50_real.txt"));
+  const ms::Problem p = limpq_instance("limpq_r50_real.txt");
+  std::int64_t macs = 0, params = 0;
+  for (std::size_t l = 0; l < ind.macs.size(); ++l) {
+    macs += ind.macs[l];
+    params += ind.params[l];
+  }
+  EXPECT_EQ(p.budgets[0], macs * 12);
+  const double p_total = static_cast<double>(params + 9408 + 2048000);
+  EXPECT_EQ(p.budgets[1], static_cast<std::int64_t>(std::floor(32.0 * p_total / 12.2)) - 8 * (9408 + 2048000));
+  EXPECT_EQ(p.classes.size(), 52u);
+  EXPECT_EQ(p.classes[0].options.size(), 25u);
+  EXPECT_EQ(p.classes[0].options[0].label, "w6a6");
+  // the file's 1e8 entries are forbidden options, never costs
+  int forbidden = 0;
+  for (const auto& c : p.classes)
+    for (const auto& o : c.options) {
+      if (!o.allowed) ++forbidden;
+      EXPECT_LT(o.cost, 1.0);
+    }
+  EXPECT_GT(forbidden, 0);
+}
+
+TEST(SearchLimpq, RealInstanceOptimum) {
+  const ms::Problem p = limpq_instance("limpq_r50_real.txt");
+  const ms::Solution s = ms::solve(p);
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  EXPECT_NEAR(s.objective, 4.63086621, 5e-9);
+  EXPECT_GT(std::fabs(s.objective - 4.6517), 1e-3);  // not GLPK's big-M answer
+  check_solution(p, s);
+}
+
+TEST(SearchLimpq, QuirkInstanceOptimum) {
+  const ms::Problem p = limpq_instance("limpq_r50_real_quirk.txt");
+  const ms::Solution s = ms::solve(p);
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  EXPECT_NEAR(s.objective, 4.61743923, 5e-9);
+  check_solution(p, s);
+}
+
+TEST(SearchLimpq, NodeLimitGivesFeasibleWithProvenGap) {
+  const ms::Problem p = limpq_instance("limpq_r50_real.txt");
+  ms::SolveOptions o;
+  o.node_limit = 3;
+  const ms::Solution s = ms::solve(p, o);
+  ASSERT_TRUE(s.status == ms::Status::feasible || s.status == ms::Status::optimal);
+  check_solution(p, s);
+  EXPECT_LE(s.bound, 4.63086621 + 1e-9);
+  EXPECT_GE(s.objective, 4.63086621 - 1e-9);
+  EXPECT_NEAR(s.gap, s.objective - s.bound, 1e-12);
+  if (s.status == ms::Status::feasible) {
+    EXPECT_GT(s.gap, 0.0);
+  }
+}
+
+TEST(SearchLimpq, WiredPointsForbidTheLowerBitWidth) {
+  const std::vector<bool> ok = ms::limpq_allowed({0.01, 0.005, 0.02, 1e8, 0.05});
+  EXPECT_EQ(ok, (std::vector<bool>{true, false, true, false, true}));
+  std::istringstream bad("1 2 3\n");
+  EXPECT_THROW(ms::read_limpq_indicators(bad), mixq::error);
+  EXPECT_THROW(ms::parse_level("3A4"), mixq::error);
+  EXPECT_EQ(ms::parse_level("w2a8").activation_bits, 8);
+}
+
+TEST(SearchLimpq, SyntheticNetworksSolveToOptimality) {
+  // MobileNetV2's 8-bit FC alone exceeds a 12.2x budget: W4A4 at 6x there, W3A4 at 10x for ResNet-18
+  for (const bool mobile : {false, true}) {
+    const ms::LayerTable t = mobile ? ms::mobilenet_v2() : ms::resnet18();
+    const ms::LimpqIndicators ind = ms::synthetic_limpq_indicators(t, 3);
+    const ms::LimpqBudgets b = ms::limpq_budgets(t, ind, mobile ? 4 : 3, 4, mobile ? 6.0 : 10.0);
+    const ms::Problem p = ms::limpq_problem(t, ind, b);
+    const ms::Solution s = ms::solve(p);
+    ASSERT_EQ(s.status, ms::Status::optimal);
+    check_solution(p, s);
+    // exactness spot check: forcing any single layer away from its choice never beats the optimum
+    const ms::Solver solver(p);
+    for (std::size_t c = 0; c < p.classes.size(); c += 7) {
+      ms::Problem q = p;
+      q.forbid(q.classes[c].name, s.choice[c]);
+      const ms::Solution r = ms::solve(q);
+      if (r.status == ms::Status::optimal) {
+        EXPECT_GE(r.objective, s.objective - 1e-9);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pareto sweeps
+
+TEST(SearchPareto, SweepEqualsIndependentSolves) {
+  const ms::Problem p = limpq_instance("limpq_r50_real.txt");
+  std::vector<std::int64_t> values;
+  const std::int64_t b = p.budgets[0];
+  for (int i = 0; i < 8; ++i) values.push_back(b / 2 + i * (b / 4));
+  const auto sweep = ms::pareto_sweep(p, 0, values);
+  ASSERT_EQ(sweep.size(), values.size());
+  const ms::Solver solver(p);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    std::vector<std::int64_t> budgets = p.budgets;
+    budgets[0] = values[i];
+    const ms::Solution s = solver.solve(budgets);
+    ASSERT_EQ(sweep[i].status, s.status);
+    if (s.status == ms::Status::optimal) {
+      EXPECT_NEAR(sweep[i].objective, s.objective, 1e-9);
+      EXPECT_LE(sweep[i].use[0], values[i]);
+    }
+  }
+  const auto front = ms::pareto_front(sweep, 0);
+  ASSERT_FALSE(front.empty());
+  for (std::size_t i = 1; i < front.size(); ++i) {
+    EXPECT_LT(sweep[front[i]].objective, sweep[front[i - 1]].objective);
+    EXPECT_GT(sweep[front[i]].use[0], sweep[front[i - 1]].use[0]);
+  }
+  EXPECT_THROW(ms::pareto_sweep(p, 5, values), mixq::error);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Width alignment (Chin et al.)
+
+TEST(SearchWidth, LargestMultiplierThatFits) {
+  const ms::LayerTable t = ms::resnet18();
+  const std::int64_t target = ms::size_at_bits(t, 8);  // the 8-bit network's size
+  const ms::WidthAlignment a = ms::align_width(t, 2, target);
+  EXPECT_GT(a.multiplier, 1.5);
+  EXPECT_LE(a.size_bits, target);
+  EXPECT_GT(ms::size_at_bits(ms::widen(t, a.multiplier * (1 + 1e-6), 8), 2), target);
+  EXPECT_EQ(a.table.front().in_channels, 3);
+  EXPECT_EQ(a.table.back().out_channels, 1000);
+  for (const ms::Layer& l : a.table) {
+    if (&l != &a.table.back()) {
+      EXPECT_EQ(l.out_channels % 8, 0) << l.name;
+    }
+  }
+  // consecutive layers stay consistent: every scaled channel count maps the same way
+  EXPECT_EQ(a.table[1].in_channels, a.table[0].out_channels);
+  // multiplier 1 with divisor 8 leaves these tables unchanged
+  const ms::LayerTable same = ms::widen(ms::mobilenet_v2(), 1.0);
+  EXPECT_EQ(ms::total_parameters(same), ms::total_parameters(ms::mobilenet_v2()));
+  for (const ms::Layer& l : ms::widen(ms::mobilenet_v2(), 1.37))
+    if (l.kind == ms::LayerKind::depthwise_conv) {
+      EXPECT_EQ(l.groups, l.in_channels);
+    }
+  EXPECT_THROW(ms::align_width(t, 2, 10), mixq::error);
+  EXPECT_EQ(ms::scale_channels(64, 1.3), 80);
+  EXPECT_EQ(ms::scale_channels(3, 0.1), 8);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HAWQ-V3 costs
+
+TEST(SearchHawq, PerturbationMatchesScalarReferenceAndDecreasesWithBits) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 0.1f);
+  const std::int64_t out = 4, inner = 37;
+  std::vector<float> w(static_cast<std::size_t>(out * inner));
+  for (float& v : w) v = nd(rng);
+  double prev = std::numeric_limits<double>::infinity();
+  for (int b = 2; b <= 8; ++b) {
+    const double e = ms::weight_perturbation(w.data(), out * inner, out, b);
+    // scalar reference of the same quantizer
+    const float qmax = static_cast<float>((1 << (b - 1)) - 1), qmin = -static_cast<float>(1 << (b - 1));
+    double ref = 0;
+    for (std::int64_t c = 0; c < out; ++c) {
+      float m = 0;
+      for (std::int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(w[static_cast<std::size_t>(c * inner + i)]));
+      const float scale = m / qmax, inv = 1.0f / scale;
+      for (std::int64_t i = 0; i < inner; ++i) {
+        const float x = w[static_cast<std::size_t>(c * inner + i)];
+        const float q = std::min(std::max(std::nearbyint(x * inv), qmin), qmax) * scale;
+        ref += (double(x) - double(q)) * (double(x) - double(q));
+      }
+    }
+    EXPECT_NEAR(e, ref, 1e-6 * ref + 1e-12) << b;
+    EXPECT_LT(e, prev);
+    prev = e;
+  }
+  EXPECT_THROW(ms::weight_perturbation(w.data(), out * inner, 5, 4), mixq::error);
+}
+
+TEST(SearchHawq, CostTableGivesASolvableProblem) {
+  ms::LayerTable t = {ms::conv_layer("c0", 3, 8, 3, 1, 1, 8, 8), ms::conv_layer("c1", 8, 16, 3, 1, 1, 8, 8),
+                      ms::conv_layer("c2", 16, 16, 3, 1, 1, 8, 8), ms::linear_layer("fc", 16, 10)};
+  t.front().fixed_bits = 8;
+  t.back().fixed_bits = 8;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 0.2f);
+  std::vector<std::vector<float>> weights;
+  for (std::size_t i = 1; i + 1 < t.size(); ++i) {
+    weights.emplace_back(static_cast<std::size_t>(ms::weight_count(t[i])));
+    for (float& v : weights.back()) v = nd(rng);
+  }
+  const std::vector<ms::BitPair> options = {{8, 8}, {4, 4}, {2, 2}};
+  const auto cost = ms::hawq_costs(t, {10.0, 1.0}, weights, options);
+  ASSERT_EQ(cost.size(), 2u);
+  EXPECT_GT(cost[0][2], cost[0][0]);
+  const ms::BitPolicy p4 = ms::uniform_policy(t, 4, 4);
+  const ms::Problem p = ms::layer_problem(t, cost, options, {ms::Resource::bit_operations, ms::Resource::size_bits},
+                                          {ms::total_bit_operations(t, p4), ms::model_size_bits(t, p4)});
+  const ms::Solution s = ms::solve(p);
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  check_solution(p, s);
+  EXPECT_THROW(ms::hawq_costs(t, {1.0}, weights, options), mixq::error);
+}
+
+}  // namespace
