@@ -1,0 +1,131 @@
+// Tests of the JSON problem format and the mixq-search program, run in-process through run_cli.
+#include <mixq/search/cli.hpp>
+#include <mixq/search/json.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace ms = mixq::search;
+
+namespace {
+
+const char* kProblem = R"({
+  "budgets": [10, 3],
+  "layers": [
+    {"name": "conv1", "options": [{"label": "w8", "cost": 0.0, "use": [8, 1]}, {"label": "w4", "cost": 1.0, "use": [4, 1]},
+                                  {"label": "w2", "cost": 3.0, "use": [2, 0]}]},
+    {"name": "conv2", "options": [{"label": "w8", "cost": 0.0, "use": [8, 1]}, {"label": "w4", "cost": 0.5, "use": [4, 1]},
+                                  {"label": "w2", "cost": 2.5, "use": [2, 0]}]},
+    {"name": "down", "options": [{"label": "w8", "cost": 0.0, "use": [0, 1]}, {"label": "w4", "cost": 0.25, "use": [0, 1]},
+                                 {"label": "w2", "cost": 0.75, "use": [0, 0]}]}
+  ],
+  "ties": [["conv2", "down"]]
+})";
+
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+
+CliRun run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+  std::istringstream in(stdin_text);
+  std::ostringstream out, err;
+  std::vector<std::string> a = {"mixq-search"};
+  a.insert(a.end(), args.begin(), args.end());
+  const int code = ms::run_cli(a, in, out, err);
+  return {code, out.str(), err.str()};
+}
+
+TEST(SearchJson, ParsesAndSolves) {
+  const ms::Problem p = ms::parse_problem(kProblem);
+  ASSERT_EQ(p.classes.size(), 3u);
+  ASSERT_EQ(p.ties.size(), 1u);
+  const ms::Solution s = ms::solve(p);
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  // brute force by hand: conv2 and down tied; rows: sum use0 <= 10, sum use1 <= 3
+  EXPECT_DOUBLE_EQ(s.objective, 1.75);  // conv1 w4 (1.0) + conv2 w4 (0.5) + down w4 (0.25)
+  EXPECT_EQ(s.choice[1], s.choice[2]);
+  const nlohmann::json j = ms::solution_to_json(p, s);
+  EXPECT_EQ(j["status"], "optimal");
+  EXPECT_EQ(j["choices"].size(), 3u);
+  EXPECT_EQ(j["choices"][0]["layer"], "conv1");
+  EXPECT_EQ(j["choices"][0]["label"], "w4");
+  EXPECT_EQ(j["use"][0], 8);
+  EXPECT_TRUE(j["solve_seconds"].is_number());
+}
+
+TEST(SearchJson, CliSolvesStdinAndReportsInfeasible) {
+  const CliRun r = run({"-"}, kProblem);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["status"], "optimal");
+  EXPECT_NEAR(j["objective"].get<double>(), 1.75, 1e-12);
+  nlohmann::json tight = nlohmann::json::parse(kProblem);
+  tight["budgets"] = {3, 3};
+  const CliRun t = run({"-"}, tight.dump());
+  ASSERT_EQ(t.code, 0) << t.err;
+  const nlohmann::json k = nlohmann::json::parse(t.out);
+  EXPECT_EQ(k["status"], "infeasible");
+  EXPECT_EQ(k["infeasible_resource"], 0);
+  EXPECT_EQ(k["minimum_use"], 4);
+  EXPECT_TRUE(k["objective"].is_null());
+}
+
+TEST(SearchJson, CliLimpqMode) {
+  const std::string file = std::string(MIXQ_SHARED_DATA_DIR) + "/limpq_r50_real_quirk.txt";
+  const CliRun r = run({"--limpq", "resnet50", file, "--level", "W3A4", "--ratio", "12.2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["status"], "optimal");
+  EXPECT_NEAR(j["objective"].get<double>(), 4.61743923, 5e-9);
+  EXPECT_EQ(j["choices"].size(), 52u);
+  EXPECT_EQ(run({"--limpq", "resnet50", file, "--level", "3A4", "--ratio", "12.2"}).code, 2);
+  EXPECT_EQ(run({"--limpq", "vgg16", file, "--level", "W3A4", "--ratio", "12.2"}).code, 2);
+  EXPECT_EQ(run({"--limpq", "resnet18", file, "--level", "W3A4", "--ratio", "12.2"}).code, 2);  // 52 rows vs 19 layers
+  EXPECT_EQ(run({"--limpq", "resnet50", "/nonexistent.txt", "--level", "W3A4", "--ratio", "12.2"}).code, 2);
+}
+
+TEST(SearchJson, BadInputExitsWithCode2AndOneLine) {
+  auto bad = [](const std::string& text) {
+    const CliRun r = run({"-"}, text);
+    EXPECT_EQ(r.code, 2) << text;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err.rfind("mixq-search: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_THROW(ms::parse_problem(text), mixq::error) << text;
+  };
+  bad("{\"budgets\": [1],");                                        // malformed
+  bad("[]");                                                        // not an object
+  bad(R"({"budgets": [1], "layers": []})");                         // empty problem
+  bad(R"({"budgets": [], "layers": [{"name": "a", "options": [{"cost": 1, "use": []}]}]})");  // K = 0
+  bad(R"({"budgets": [-1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [0]}]}]})");
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [-2]}]}]})");
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1, 2]}]}]})");  // mismatched K
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1e999, "use": [1]}]}]})");  // Inf cost
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": "x", "use": [1]}]}]})");
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1.5]}]}]})");
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": []}]})");  // no option
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1], "allowed": false}]}]})");
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1]}]}], "ties": [["a", "b"]]})");
+  bad(R"({"budgets": [9], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1]}]},
+       {"name": "b", "options": [{"cost": 1, "use": [1]}, {"cost": 2, "use": [0]}]}], "ties": [["a", "b"]]})");
+  bad(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1]}], "fixed": 4}]})");
+  EXPECT_EQ(run({}).code, 2);
+  EXPECT_EQ(run({"--frobnicate", "-"}).code, 2);
+  EXPECT_EQ(run({"/nonexistent/problem.json"}).code, 2);
+  EXPECT_EQ(run({"--time-limit", "abc", "-"}, kProblem).code, 2);
+  EXPECT_EQ(run({"--help"}).code, 0);
+}
+
+TEST(SearchJson, NodeLimitGivesFeasibleOrOptimal) {
+  const CliRun r = run({"--node-limit", "1", "-"}, kProblem);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string status = nlohmann::json::parse(r.out)["status"];
+  EXPECT_TRUE(status == "optimal" || status == "feasible" || status == "unknown") << status;
+}
+
+}  // namespace
