@@ -58,12 +58,26 @@ MIXQ_TARGET_AVX2 inline __m256i tail_mask(std::ptrdiff_t m) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)), idx);
 }
 
+template <bool Stream>
+MIXQ_TARGET_AVX2 inline void store_ps(float* p, __m256 v) {
+  if constexpr (Stream)
+    _mm256_stream_ps(p, v);
+  else
+    _mm256_storeu_ps(p, v);
+}
+
+// Elements before y + head is 32-byte aligned (at most n).
+inline std::ptrdiff_t align_head(const void* y, std::ptrdiff_t element_size, std::ptrdiff_t n) {
+  const auto a = static_cast<std::ptrdiff_t>(reinterpret_cast<std::uintptr_t>(y) & 31);
+  return std::min<std::ptrdiff_t>(((32 - a) & 31) / element_size, n);
+}
+
 // One row with one parameter set. With stream, y is written with non-temporal stores after a masked head
 // that aligns it to 32 bytes (the caller issues the sfence).
 MIXQ_TARGET_AVX2 inline void fake_quant_row(const float* x, float* y, std::ptrdiff_t n, const Vec& v, bool stream) {
   std::ptrdiff_t i = 0;
   if (stream) {
-    const std::ptrdiff_t head = std::min<std::ptrdiff_t>(((32 - (reinterpret_cast<std::uintptr_t>(y) & 31)) & 31) / 4, n);
+    const std::ptrdiff_t head = align_head(y, 4, n);
     if (head > 0) {
       const __m256i m = tail_mask(head);
       _mm256_maskstore_ps(y, m, fake_quant_vec(_mm256_maskload_ps(x, m), v));
@@ -141,22 +155,38 @@ MIXQ_TARGET_AVX2 inline Vec channel_vec(const float* scales, std::ptrdiff_t c, c
   return {_mm256_set1_ps(scales[c]), _mm256_set1_ps(b.inv[k]), _mm256_set1_ps(b.lo[k]), _mm256_set1_ps(b.hi[k])};
 }
 
-MIXQ_TARGET_AVX2 inline void fake_quant_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                                     const Vec& v) {
-  std::ptrdiff_t i = 0;
+MIXQ_TARGET_AVX2 inline void fake_quant_backward_masked(const float* x, const float* dy, float* dx, std::ptrdiff_t m,
+                                                        const Vec& v) {
+  const __m256i mask = tail_mask(m);
+  const __m256 r = _mm256_and_ps(inside_mask(_mm256_maskload_ps(x, mask), v), _mm256_maskload_ps(dy, mask));
+  _mm256_maskstore_ps(dx, mask, r);
+}
+
+template <bool Stream>
+MIXQ_TARGET_AVX2 inline std::ptrdiff_t fake_quant_backward_body(const float* x, const float* dy, float* dx,
+                                                                std::ptrdiff_t i, std::ptrdiff_t n, const Vec& v) {
   for (; i + 16 <= n; i += 16) {
     const __m256 a = _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i), v), _mm256_loadu_ps(dy + i));
     const __m256 b = _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i + 8), v), _mm256_loadu_ps(dy + i + 8));
-    _mm256_storeu_ps(dx + i, a);
-    _mm256_storeu_ps(dx + i + 8, b);
+    store_ps<Stream>(dx + i, a);
+    store_ps<Stream>(dx + i + 8, b);
   }
+  return i;
+}
+
+// With stream, dx is written with non-temporal stores after a masked head aligning it (caller: sfence).
+MIXQ_TARGET_AVX2 inline void fake_quant_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                     const Vec& v, bool stream) {
+  std::ptrdiff_t i = 0;
+  if (stream) {
+    i = align_head(dx, 4, n);
+    if (i > 0) fake_quant_backward_masked(x, dy, dx, i, v);
+    i = fake_quant_backward_body<true>(x, dy, dx, i, n, v);
+  }
+  i = fake_quant_backward_body<false>(x, dy, dx, i, n, v);
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(dx + i, _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i), v), _mm256_loadu_ps(dy + i)));
-  if (i < n) {
-    const __m256i m = tail_mask(n - i);
-    const __m256 r = _mm256_and_ps(inside_mask(_mm256_maskload_ps(x + i, m), v), _mm256_maskload_ps(dy + i, m));
-    _mm256_maskstore_ps(dx + i, m, r);
-  }
+  if (i < n) fake_quant_backward_masked(x + i, dy + i, dx + i, n - i, v);
 }
 
 // Sum of products of 8 float pairs into two double accumulators (exact products, one rounding per add).
@@ -205,47 +235,68 @@ MIXQ_TARGET_AVX2 inline LsqParts lsq_parts(__m256 x, const Vec& v) {
 // * 2^-24 * sum |dy * term|, independent of n; docs/NUMERICS.md). Converting every product to double
 // instead costs 2x on this kernel.
 
-MIXQ_TARGET_AVX2 inline void lsq_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                              const Vec& v, double* d_scale, double* dy_outside) {
-  __m256d s0 = _mm256_setzero_pd(), s1 = s0, o0 = s0, o1 = s0;
-  std::ptrdiff_t i = 0;
+// Masked-out lanes load x = 0 and dy = 0: inside (zero_point lies in [qmin, qmax]), contributing 0.
+MIXQ_TARGET_AVX2 inline void lsq_masked(const float* x, const float* dy, float* dx, std::ptrdiff_t m, const Vec& v,
+                                        __m256d* s0, __m256d* s1, __m256d* o0, __m256d* o1) {
+  const __m256i mask = tail_mask(m);
+  const __m256 g = _mm256_maskload_ps(dy, mask);
+  const LsqParts a = lsq_parts(_mm256_maskload_ps(x, mask), v);
+  _mm256_maskstore_ps(dx, mask, _mm256_and_ps(a.in, g));
+  accumulate_products(g, a.term, s0, s1);
+  accumulate(_mm256_and_ps(a.out, g), o0, o1);
+}
+
+template <bool Stream>
+MIXQ_TARGET_AVX2 inline std::ptrdiff_t lsq_body(const float* x, const float* dy, float* dx, std::ptrdiff_t i,
+                                                std::ptrdiff_t n, const Vec& v, __m256d* s0, __m256d* s1,
+                                                __m256d* o0, __m256d* o1) {
   while (i + 16 <= n) {
     __m256 sa = _mm256_setzero_ps(), sb = sa, oa = sa, ob = sa;
     for (std::ptrdiff_t k = 0; k < kLsqBlock && i + 16 <= n; ++k, i += 16) {
       const __m256 ga = _mm256_loadu_ps(dy + i), gb = _mm256_loadu_ps(dy + i + 8);
       const LsqParts a = lsq_parts(_mm256_loadu_ps(x + i), v);
       const LsqParts b = lsq_parts(_mm256_loadu_ps(x + i + 8), v);
-      _mm256_storeu_ps(dx + i, _mm256_and_ps(a.in, ga));
-      _mm256_storeu_ps(dx + i + 8, _mm256_and_ps(b.in, gb));
+      store_ps<Stream>(dx + i, _mm256_and_ps(a.in, ga));
+      store_ps<Stream>(dx + i + 8, _mm256_and_ps(b.in, gb));
       sa = _mm256_fmadd_ps(ga, a.term, sa);
       sb = _mm256_fmadd_ps(gb, b.term, sb);
       oa = _mm256_add_ps(oa, _mm256_and_ps(a.out, ga));
       ob = _mm256_add_ps(ob, _mm256_and_ps(b.out, gb));
     }
-    accumulate2(sa, sb, &s0, &s1);
-    accumulate2(oa, ob, &o0, &o1);
+    accumulate2(sa, sb, s0, s1);
+    accumulate2(oa, ob, o0, o1);
   }
-  for (; i < n; i += 8) {
-    // Masked-out lanes load x = 0 and dy = 0: inside (zero_point lies in [qmin, qmax]), contributing 0.
-    const __m256i m = tail_mask(n - i >= 8 ? 8 : n - i);
-    const __m256 g = _mm256_maskload_ps(dy + i, m);
-    const LsqParts a = lsq_parts(_mm256_maskload_ps(x + i, m), v);
-    _mm256_maskstore_ps(dx + i, m, _mm256_and_ps(a.in, g));
-    accumulate_products(g, a.term, &s0, &s1);
-    accumulate(_mm256_and_ps(a.out, g), &o0, &o1);
+  return i;
+}
+
+// With stream, dx is written with non-temporal stores after a masked head aligning it (caller: sfence).
+MIXQ_TARGET_AVX2 inline void lsq_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                              const Vec& v, double* d_scale, double* dy_outside, bool stream) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0, o0 = s0, o1 = s0;
+  std::ptrdiff_t i = 0;
+  if (stream) {
+    i = align_head(dx, 4, n);
+    if (i > 0) lsq_masked(x, dy, dx, i, v, &s0, &s1, &o0, &o1);
+    i = lsq_body<true>(x, dy, dx, i, n, v, &s0, &s1, &o0, &o1);
   }
+  i = lsq_body<false>(x, dy, dx, i, n, v, &s0, &s1, &o0, &o1);
+  for (; i < n; i += 8) lsq_masked(x + i, dy + i, dx + i, n - i >= 8 ? 8 : n - i, v, &s0, &s1, &o0, &o1);
   *d_scale += horizontal_sum(_mm256_add_pd(s0, s1));
   *dy_outside += horizontal_sum(_mm256_add_pd(o0, o1));
 }
 
 MIXQ_TARGET_AVX2 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
                                                  const Params& p) {
-  fake_quant_backward_row(x, dy, dx, n, broadcast(p));
+  const bool stream = n * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
+  fake_quant_backward_row(x, dy, dx, n, broadcast(p), stream);
+  if (stream) _mm_sfence();
 }
 
 MIXQ_TARGET_AVX2 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
                                           const Params& p, double* d_scale, double* dy_outside) {
-  lsq_backward_row(x, dy, dx, n, broadcast(p), d_scale, dy_outside);
+  const bool stream = n * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
+  lsq_backward_row(x, dy, dx, n, broadcast(p), d_scale, dy_outside, stream);
+  if (stream) _mm_sfence();
 }
 
 MIXQ_TARGET_AVX2 inline void fake_quant_channels(const float* x, float* y, std::ptrdiff_t outer,
@@ -271,6 +322,7 @@ MIXQ_TARGET_AVX2 inline void fake_quant_backward_channels(const float* x, const 
                                                           std::ptrdiff_t inner, const float* scales,
                                                           const std::int32_t* zero_points, std::int32_t qmin,
                                                           std::int32_t qmax) {
+  const bool stream = outer * channels * inner * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
   ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
     for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
@@ -278,9 +330,10 @@ MIXQ_TARGET_AVX2 inline void fake_quant_backward_channels(const float* x, const 
       const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
       for (std::ptrdiff_t c = c0; c < end; ++c) {
         const std::ptrdiff_t off = (o * channels + c) * inner;
-        fake_quant_backward_row(x + off, dy + off, dx + off, inner, channel_vec(scales, c, b, c - c0));
+        fake_quant_backward_row(x + off, dy + off, dx + off, inner, channel_vec(scales, c, b, c - c0), stream);
       }
     }
+  if (stream) _mm_sfence();
 }
 
 MIXQ_TARGET_AVX2 inline void lsq_backward_channels(const float* x, const float* dy, float* dx, std::ptrdiff_t outer,
@@ -288,6 +341,7 @@ MIXQ_TARGET_AVX2 inline void lsq_backward_channels(const float* x, const float* 
                                                    const float* scales, const std::int32_t* zero_points,
                                                    std::int32_t qmin, std::int32_t qmax, double* d_scale,
                                                    double* dy_outside) {
+  const bool stream = outer * channels * inner * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
   double unused = 0.0;
   ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
@@ -297,9 +351,10 @@ MIXQ_TARGET_AVX2 inline void lsq_backward_channels(const float* x, const float* 
       for (std::ptrdiff_t c = c0; c < end; ++c) {
         const std::ptrdiff_t off = (o * channels + c) * inner;
         lsq_backward_row(x + off, dy + off, dx + off, inner, channel_vec(scales, c, b, c - c0), d_scale + c,
-                         dy_outside ? dy_outside + c : &unused);
+                         dy_outside ? dy_outside + c : &unused, stream);
       }
     }
+  if (stream) _mm_sfence();
 }
 
 // Integer code: clamp in float first (lo and hi are integers, so clamp(round(t)) == round(clamp(t)) and the
