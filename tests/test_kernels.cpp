@@ -370,6 +370,17 @@ TEST_P(Kernels, StreamingStorePathsMatchScalar) {
                                     ref_ds.data(), ref_out.data());
   ASSERT_TRUE(same_bits(y.data() + 3, ref.data(), 222));
   for (int c = 0; c < 3; ++c) EXPECT_NEAR(ds[static_cast<std::size_t>(c)], ref_ds[static_cast<std::size_t>(c)], 1e-4);
+  // Quantize: codes stream after a head aligning them to 32 bytes.
+  std::vector<std::int8_t> codes(700), ref_codes(700);
+  std::vector<std::int16_t> codes16(700), ref_codes16(700);
+  for (std::ptrdiff_t o = 0; o <= 2 * kWidth; ++o) {
+    mk::quantize(x.data() + 1, codes.data() + o, 600, q.scale, q.zero_point, q.qmin, q.qmax);
+    md::scalar::quantize(x.data() + 1, ref_codes.data(), 600, p);
+    ASSERT_TRUE(same_values(codes.data() + o, ref_codes.data(), 600)) << "int8 offset " << o;
+    mk::quantize(x.data() + 1, codes16.data() + o, 600, q.scale, q.zero_point, q.qmin, q.qmax);
+    md::scalar::quantize(x.data() + 1, ref_codes16.data(), 600, p);
+    ASSERT_TRUE(same_values(codes16.data() + o, ref_codes16.data(), 600)) << "int16 offset " << o;
+  }
   md::stream_bytes() = saved;
 }
 

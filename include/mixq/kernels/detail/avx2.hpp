@@ -366,12 +366,18 @@ MIXQ_TARGET_AVX2 inline __m256i code_vec(__m256 x, const Vec& v, __m256i zp) {
   return _mm256_add_epi32(_mm256_cvtps_epi32(ordered), zp);
 }
 
-template <class Code>
-MIXQ_TARGET_AVX2 inline void quantize(const float* x, Code* q, std::ptrdiff_t n, const Params& p) {
-  const Vec v = broadcast(p);
-  const __m256i zp = _mm256_set1_epi32(p.zero_point);
+template <bool Stream>
+MIXQ_TARGET_AVX2 inline void store_si256(void* p, __m256i v) {
+  if constexpr (Stream)
+    _mm256_stream_si256(static_cast<__m256i*>(p), v);
+  else
+    _mm256_storeu_si256(static_cast<__m256i*>(p), v);
+}
+
+template <class Code, bool Stream>
+MIXQ_TARGET_AVX2 inline std::ptrdiff_t quantize_body(const float* x, Code* q, std::ptrdiff_t i, std::ptrdiff_t n,
+                                                     const Vec& v, __m256i zp) {
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  std::ptrdiff_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m256i a = code_vec(_mm256_loadu_ps(x + i), v, zp);
     const __m256i b = code_vec(_mm256_loadu_ps(x + i + 8), v, zp);
@@ -379,21 +385,42 @@ MIXQ_TARGET_AVX2 inline void quantize(const float* x, Code* q, std::ptrdiff_t n,
     const __m256i d = code_vec(_mm256_loadu_ps(x + i + 24), v, zp);
     const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
     if constexpr (std::is_same_v<Code, std::int16_t>) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(ab, 0xD8));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i + 16), _mm256_permute4x64_epi64(cd, 0xD8));
+      store_si256<Stream>(q + i, _mm256_permute4x64_epi64(ab, 0xD8));
+      store_si256<Stream>(q + i + 16, _mm256_permute4x64_epi64(cd, 0xD8));
     } else {
       const __m256i bytes =
           std::is_same_v<Code, std::uint8_t> ? _mm256_packus_epi16(ab, cd) : _mm256_packs_epi16(ab, cd);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(bytes, order));
+      store_si256<Stream>(q + i, _mm256_permutevar8x32_epi32(bytes, order));
     }
   }
-  if (i < n) {
-    alignas(32) float xb[32] = {};
-    alignas(32) Code qb[32];
-    std::memcpy(xb, x + i, static_cast<std::size_t>(n - i) * sizeof(float));
-    quantize(xb, qb, 32, p);
-    std::memcpy(q + i, qb, static_cast<std::size_t>(n - i) * sizeof(Code));
+  return i;
+}
+
+// Fewer than 32 codes, through a zero-padded buffer.
+template <class Code>
+MIXQ_TARGET_AVX2 inline void quantize_short(const float* x, Code* q, std::ptrdiff_t m, const Vec& v, __m256i zp) {
+  alignas(32) float xb[32] = {};
+  alignas(32) Code qb[32];
+  std::memcpy(xb, x, static_cast<std::size_t>(m) * sizeof(float));
+  quantize_body<Code, false>(xb, qb, 0, 32, v, zp);
+  std::memcpy(q, qb, static_cast<std::size_t>(m) * sizeof(Code));
+}
+
+// Above stream_bytes (of input floats) the codes are written with non-temporal stores after a head that
+// aligns them to 32 bytes.
+template <class Code>
+MIXQ_TARGET_AVX2 inline void quantize(const float* x, Code* q, std::ptrdiff_t n, const Params& p) {
+  const Vec v = broadcast(p);
+  const __m256i zp = _mm256_set1_epi32(p.zero_point);
+  std::ptrdiff_t i = 0;
+  if (n * std::ptrdiff_t(sizeof(float)) >= stream_bytes() && reinterpret_cast<std::uintptr_t>(q) % sizeof(Code) == 0) {
+    i = align_head(q, sizeof(Code), n);
+    if (i > 0) quantize_short(x, q, i, v, zp);
+    i = quantize_body<Code, true>(x, q, i, n, v, zp);
+    _mm_sfence();
   }
+  i = quantize_body<Code, false>(x, q, i, n, v, zp);
+  if (i < n) quantize_short(x + i, q + i, n - i, v, zp);
 }
 
 template <class Code>
