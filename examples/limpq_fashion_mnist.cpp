@@ -40,6 +40,7 @@ struct Args {
   int threads = 2;
   // Schedules (mode defaults unless given; -1 = default).
   int float_epochs = -1, indicator_epochs = -1, finetune_epochs = -1;
+  long indicator_batch = -1;
   long float_limit = -1, indicator_limit = -1, finetune_limit = -1, test_limit = -1;
 };
 
@@ -49,7 +50,7 @@ struct Args {
                "usage: limpq_fashion_mnist [--quick | --full] [--seed S] [--seeds N] [--data DIR] [--float FILE]\n"
                "         [--save-float FILE] [--out-indicators FILE] [--json FILE] [--levels W2A2,W3A3,W4A4]\n"
                "         [--size-budget] [--threads T] [--float-epochs N] [--indicator-epochs N]\n"
-               "         [--finetune-epochs N] [--float-limit N] [--indicator-limit N] [--finetune-limit N]\n"
+               "         [--finetune-epochs N] [--indicator-batch N] [--float-limit N] [--indicator-limit N] [--finetune-limit N]\n"
                "         [--test-limit N]\n",
                msg.c_str());
   std::exit(2);
@@ -85,6 +86,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--float-epochs") a.float_epochs = static_cast<int>(num());
     else if (k == "--indicator-epochs") a.indicator_epochs = static_cast<int>(num());
     else if (k == "--finetune-epochs") a.finetune_epochs = static_cast<int>(num());
+    else if (k == "--indicator-batch") a.indicator_batch = num();
     else if (k == "--float-limit") a.float_limit = num();
     else if (k == "--indicator-limit") a.indicator_limit = num();
     else if (k == "--finetune-limit") a.finetune_limit = num();
@@ -99,12 +101,13 @@ Args parse(int argc, char** argv) {
   auto dflt = [](auto& v, auto quick, auto full, bool is_full) {
     if (v < 0) v = is_full ? full : quick;
   };
-  dflt(a.float_epochs, 2, 8, a.full);
-  dflt(a.indicator_epochs, 1, 2, a.full);
-  dflt(a.finetune_epochs, 1, 3, a.full);
-  dflt(a.float_limit, 0L, 0L, a.full);
-  dflt(a.indicator_limit, 6000L, 20000L, a.full);
-  dflt(a.finetune_limit, 10000L, 0L, a.full);
+  dflt(a.float_epochs, 1, 5, a.full);
+  dflt(a.indicator_epochs, 1, 1, a.full);
+  dflt(a.finetune_epochs, 1, 2, a.full);
+  dflt(a.float_limit, 20000L, 0L, a.full);
+  dflt(a.indicator_limit, 3000L, 20000L, a.full);
+  dflt(a.indicator_batch, 64L, 128L, a.full);
+  dflt(a.finetune_limit, 5000L, 30000L, a.full);
   dflt(a.test_limit, 0L, 0L, a.full);
   if (a.seeds == 0) a.seeds = a.full ? 3 : 1;
   if (a.threads < 1 || a.float_epochs < 1 || a.indicator_epochs < 1 || a.finetune_epochs < 1)
@@ -128,6 +131,12 @@ std::string policy_string(const search::LayerTable& table, const sc::LayerBits& 
   return s;
 }
 
+void write_json(const std::string& path, const nlohmann::json& j) {
+  std::ofstream f(path);
+  if (!f) throw mixq::error("cannot open --json file '" + path + "'");
+  f << j.dump(2) << "\n";
+}
+
 std::string limit_text(long n) { return n > 0 ? std::to_string(n) : std::string("all"); }
 
 }  // namespace
@@ -147,6 +156,7 @@ int main(int argc, char** argv) {
                        {"float_train_images", args.float_limit},
                        {"indicator_epochs", args.indicator_epochs},
                        {"indicator_train_images", args.indicator_limit},
+                       {"indicator_batch", args.indicator_batch},
                        {"finetune_epochs", args.finetune_epochs},
                        {"finetune_train_images", args.finetune_limit},
                        {"test_images", args.test_limit > 0 ? args.test_limit : data.test.size()},
@@ -209,6 +219,7 @@ int main(int argc, char** argv) {
       report.levels.push_back(L);
     }
 
+    std::vector<double> indicator_change;
     for (int si = 0; si < args.seeds; ++si) {
       const std::uint64_t seed = args.seed + static_cast<std::uint64_t>(si);
       report.seeds.push_back(seed);
@@ -232,9 +243,23 @@ int main(int argc, char** argv) {
                     args.indicator_epochs, loss, since(t0));
         std::fflush(stdout);
       };
+      it.batch_size = args.indicator_batch;
+      {
+        // Step sizes initialised from data (LSQ's rule) before training, to see how far training moves them.
+        nn::Tensor x0;
+        std::vector<std::int32_t> y0;
+        nn::make_batch(data.train.images.data(), data.train.labels.data(), nn::epoch_order(128), 0, 128, 1,
+                       data.train.rows, data.train.cols, mixq::io::fashion_mnist_mean, mixq::io::fashion_mnist_std,
+                       x0, y0);
+        sc::initialize_step_sizes(*ind_model, x0, bits);
+      }
+      const search::LimpqIndicators ind0 = sc::extract_indicators(*ind_model, 1, data.test.rows, data.test.cols);
       sc::train_indicators(*ind_model, data.train, it);
       const search::LimpqIndicators ind = sc::extract_indicators(*ind_model, 1, data.test.rows, data.test.cols);
       report.monotone_fraction.push_back(sc::indicator_monotone_fraction(ind));
+      indicator_change.push_back(sc::indicator_relative_change(ind0, ind));
+      std::printf("[seed %llu] indicators moved %.1f%% (mean |S/S_init - 1|) from their LSQ initial values\n",
+                  static_cast<unsigned long long>(seed), 100.0 * indicator_change.back());
       if (!args.out_indicators.empty()) {
         const std::string path = si == 0 ? args.out_indicators : args.out_indicators + "." + std::to_string(seed);
         sc::write_limpq_indicators(path, ind);
@@ -324,8 +349,13 @@ int main(int argc, char** argv) {
         }
         for (const std::string& m : sc::report_methods()) L.runs[m].push_back(runs[m]);
       }
+      report.total_seconds = since(t_start);
+      std::printf("[seed %llu] done at %.0fs\n", static_cast<unsigned long long>(seed), report.total_seconds);
+      std::fflush(stdout);
+      if (!args.json_file.empty()) write_json(args.json_file, sc::limpq_report_json(report));  // partial: seeds so far
     }
     report.total_seconds = since(t_start);
+    report.settings["indicator_relative_change"] = indicator_change;
 
     // Table.
     const nlohmann::json j = sc::limpq_report_json(report);
@@ -345,14 +375,15 @@ int main(int argc, char** argv) {
                     policy_string(table, report.levels[li].runs.at(m)[0].search.bits).c_str(),
                     report.levels[li].runs.at(m)[0].same_as_uniform ? " (= uniform)" : "");
       }
-      std::printf("%-6s budget BitOps %.2fM\n", jl["level"].get<std::string>().c_str(),
-                  static_cast<double>(report.levels[li].budget_bit_operations) / 1e6);
+      std::printf("%-6s budget BitOps %.2fM%s\n", jl["level"].get<std::string>().c_str(),
+                  static_cast<double>(report.levels[li].budget_bit_operations) / 1e6,
+                  report.levels[li].weight_bits == 2 && report.levels[li].activation_bits == 2
+                      ? " (the minimum of candidates 2..6: every policy within it is uniform W2A2)"
+                      : "");
     }
     std::printf("total_seconds=%.0f\n", report.total_seconds);
     if (!args.json_file.empty()) {
-      std::ofstream f(args.json_file);
-      if (!f) throw mixq::error("cannot open --json file '" + args.json_file + "'");
-      f << j.dump(2) << "\n";
+      write_json(args.json_file, j);
       std::printf("wrote %s\n", args.json_file.c_str());
     }
   } catch (const std::exception& e) {

@@ -17,7 +17,7 @@ namespace search = mixq::search;
 
 namespace {
 
-constexpr nn::Index kImages = 128;
+constexpr nn::Index kImages = 96;
 
 /// A small training set: the first images of the Fashion-MNIST test split (smaller file to read); nullptr when
 /// the data set is not installed.
@@ -220,7 +220,7 @@ TEST(LimpqReport, JsonHasEveryField) {
   r.mode = "quick";
   r.model = "resnet";
   r.seeds = {1};
-  r.float_accuracy = {sc::evaluate_accuracy(*p.float_model, data, 64)};
+  r.float_accuracy = {sc::evaluate_accuracy(*p.float_model, data, 32)};
   r.monotone_fraction = {sc::indicator_monotone_fraction(p.ind)};
   r.total_weights = search::total_weights(p.table);
   r.total_macs = search::total_macs(p.table);
@@ -234,18 +234,21 @@ TEST(LimpqReport, JsonHasEveryField) {
       sc::MethodRun run;
       run.search = m == "uniform" ? sc::PolicySearch{} : sc::limpq_search(p.table, p.ind, budget, 2.0, 1);
       if (m == "uniform") run.search.bits = sc::uniform_layer_bits(p.table, b, b);
-      // A short QAT fine-tune of the policy, then its accuracy.
-      auto q = nn::make_resnet(tiny(false, true));
-      sc::copy_matching_parameters(*p.float_model, *q);
-      nn::set_uniform_bits(*q, 8, 8);
-      nn::set_bits(*q, run.search.bits);
-      sc::TrainOptions to;
-      to.batch_size = 32;
-      to.train_limit = 32;
-      to.lr = 0.01f;
-      to.schedule = sc::LrSchedule::cosine;
-      sc::train_supervised(*q, data, to);
-      run.accuracy = sc::evaluate_accuracy(*q, data, 32);
+      // A short QAT fine-tune of one policy (the others reuse the float accuracy: the test is about fields).
+      run.accuracy = r.float_accuracy[0];
+      if (m == "limpq" && b == 3) {
+        auto q = nn::make_resnet(tiny(false, true));
+        sc::copy_matching_parameters(*p.float_model, *q);
+        nn::set_uniform_bits(*q, 8, 8);
+        nn::set_bits(*q, run.search.bits);
+        sc::TrainOptions to;
+        to.batch_size = 32;
+        to.train_limit = 32;
+        to.lr = 0.01f;
+        to.schedule = sc::LrSchedule::cosine;
+        sc::train_supervised(*q, data, to);
+        run.accuracy = sc::evaluate_accuracy(*q, data, 32);
+      }
       EXPECT_GE(run.accuracy, 0.0);
       EXPECT_LE(run.accuracy, 1.0);
       L.runs[m].push_back(run);
