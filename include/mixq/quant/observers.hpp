@@ -27,6 +27,17 @@
 
 namespace mixq {
 
+/// Options of MseObserver's clipping search (detail::mse_search); the defaults meet the goal of
+/// docs/PERFORMANCE.md ("Quantizers").
+struct MseSearchOptions {
+  float p = 2.0f;                          ///< the norm's exponent, in [1, 3]
+  int grid = 100;                          ///< coarse candidates alpha = k / grid, k = 1..grid
+  int bins = 1024;                         ///< histogram bins of the coarse stage (large inputs)
+  int refine_steps = 3;                    ///< golden-section evaluations of the fine stage
+  std::int64_t exact_coarse_limit = 4096;  ///< inputs up to this size run the coarse grid exactly
+  std::int64_t sample_size = 32768;        ///< larger inputs are searched on a stratified sample (0: never)
+};
+
 namespace detail {
 
 inline bool is_finite_value(float v) { return std::fabs(v) <= std::numeric_limits<float>::max(); }
@@ -262,15 +273,6 @@ inline double histogram_quantile(const Histogram& h, double q) {
   return h.lo + static_cast<double>(h.count.size()) * h.width;
 }
 
-/// Options of the MSE clipping search.
-struct MseSearchOptions {
-  float p = 2.0f;                          ///< the norm's exponent, in [1, 3]
-  int grid = 100;                          ///< coarse candidates alpha = k / grid, k = 1..grid
-  int bins = 1024;                         ///< histogram bins of the coarse stage (large inputs)
-  int refine_steps = 3;                    ///< golden-section evaluations of the fine stage
-  std::int64_t exact_coarse_limit = 4096;  ///< inputs up to this size run the coarse grid exactly
-  std::int64_t sample_size = 32768;        ///< larger inputs are searched on a stratified sample (0: never)
-};
 
 /// The clipping range [alpha * lo, alpha * hi] (alpha in (0, 1], [lo, hi] the finite range r of x) whose fake
 /// quantization minimises the p-norm error over the finite values of x[0..n). Inputs larger than
@@ -621,7 +623,7 @@ class MseObserver : public ObserverBase<MseObserver> {
  public:
   static constexpr const char* name = "MseObserver";
   /// @param p the norm's exponent, in [1, 3] (2 or 2.4 in practice).
-  explicit MseObserver(const QuantSpec& spec, float p = 2.0f, detail::MseSearchOptions options = {})
+  explicit MseObserver(const QuantSpec& spec, float p = 2.0f, MseSearchOptions options = {})
       : ObserverBase(spec), options_(options) {
     if (!(p >= 1.0f && p <= 3.0f)) detail::fail("MseObserver: p must be in [1, 3], got ", p);
     if (options.grid < 2 || options.grid > 100000) detail::fail("MseObserver: grid must be in [2, 100000], got ", options.grid);
@@ -659,7 +661,7 @@ class MseObserver : public ObserverBase<MseObserver> {
   }
 
  private:
-  detail::MseSearchOptions options_;
+  MseSearchOptions options_;
   std::vector<double> lo_sum_, hi_sum_;
   std::vector<std::int64_t> seen_;
 };
