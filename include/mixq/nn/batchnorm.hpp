@@ -66,16 +66,17 @@ class BatchNorm2d : public Module {
     inv_std_.resize(C);
     parallel_for(C, [&](Index b, Index e, int) {
       for (Index c = b; c < e; ++c) {
-        double sum = 0;
-        for (Index n = 0; n < N; ++n)
-          sum += Eigen::Map<const Eigen::ArrayXf>(x.ptr() + (n * C + c) * HW, HW).template cast<double>().sum();
-        const double mean = sum / static_cast<double>(M);
-        double sq = 0;
-        for (Index n = 0; n < N; ++n)
-          sq += (Eigen::Map<const Eigen::ArrayXf>(x.ptr() + (n * C + c) * HW, HW).template cast<double>() - mean)
-                    .square()
-                    .sum();
-        const double var = sq / static_cast<double>(M);
+        // Shifted sums (shift: the first value) in float per plane, accumulated in double across planes.
+        const float shift = x.ptr()[c * HW];
+        double sum = 0, sq = 0;
+        for (Index n = 0; n < N; ++n) {
+          auto xa = Eigen::Map<const Eigen::ArrayXf>(x.ptr() + (n * C + c) * HW, HW) - shift;
+          sum += static_cast<double>(xa.sum());
+          sq += static_cast<double>(xa.square().sum());
+        }
+        const double mean_shifted = sum / static_cast<double>(M);
+        const double mean = mean_shifted + shift;
+        const double var = std::max(0.0, sq / static_cast<double>(M) - mean_shifted * mean_shifted);
         const float inv = static_cast<float>(1.0 / std::sqrt(var + eps_));
         inv_std_[c] = inv;
         const float g = gamma_.value[c], bt = beta_.value[c], mf = static_cast<float>(mean);

@@ -101,6 +101,7 @@ inline void col2im(const ConvGeometry& g, const float* col, float* dx) {
 /// Per-thread scratch of a convolution.
 struct ConvScratch {
   std::vector<MatrixRM> col, dcol, dweight;
+  MatrixRM flipped;  // (in, out*k*k): the weight of the transposed convolution (input gradient)
   std::vector<Eigen::VectorXf> dbias;
   void ensure(int threads) {
     if (static_cast<int>(col.size()) < threads) {
@@ -205,6 +206,19 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
   const Index in_size = g.in_channels * g.in_h * g.in_w, out_size = g.out_channels * P;
   const Index wsize = g.out_channels * K;
   if (dx) dx->resize_like(x);
+  // Stride-1 'same' convolutions (groups 1): dL/dx is the convolution of dy with the flipped, transposed
+  // weight. One im2col of dy and a GEMM write dx directly (no col2im scatter, no zeroing).
+  const bool transposed = dx && g.groups == 1 && g.stride == 1 && !g.pointwise() && 2 * g.padding == g.kernel - 1;
+  ConvGeometry tg = g;
+  if (transposed) {
+    const Index k = g.kernel, kk = k * k, C = g.in_channels, O = g.out_channels;
+    scratch.flipped.resize(C, O * kk);
+    for (Index o = 0; o < O; ++o)
+      for (Index c = 0; c < C; ++c)
+        for (Index t = 0; t < kk; ++t) scratch.flipped(c, o * kk + (kk - 1 - t)) = w[(o * C + c) * kk + t];
+    tg.in_channels = O;
+    tg.out_channels = C;
+  }
   const int T = num_threads();
   scratch.ensure(T);
   for (int t = 0; t < T; ++t) {
@@ -239,7 +253,11 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
         dwt.middleRows(gr * OCg, OCg).noalias() += dyg * ConstMapRM(cp + gr * K * P, K, P).transpose();
       }
       if (!dxn) continue;
-      if (g.pointwise()) {
+      if (transposed) {
+        dcol.resize(tg.cols_per_group(), P);
+        im2col(tg, dyn, dcol.data());
+        MapRM(dxn, g.in_channels, P).noalias() = scratch.flipped * dcol;
+      } else if (g.pointwise()) {
         for (Index gr = 0; gr < g.groups; ++gr)
           MapRM(dxn + gr * K * P, K, P).noalias() =
               ConstMapRM(w + gr * OCg * K, OCg, K).transpose() * ConstMapRM(dyn + gr * OCg * P, OCg, P);

@@ -1,0 +1,106 @@
+// Training substrate speed: convolution forward/backward at the small ResNet's shapes against a bare Eigen GEMM
+// of the same size (the baseline: im2col and the rest are overhead), BatchNorm, and one full training step of
+// the ResNet (batch 128) in float and at W4A4. items_per_second counts multiply-accumulates (conv, GEMM) or
+// images (training steps). Threads: MIXQ_BENCH_THREADS (default 1).
+#include <mixq/mixq.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <random>
+
+namespace nn = mixq::nn;
+using nn::Index;
+
+namespace {
+
+int bench_threads() {
+  const char* t = std::getenv("MIXQ_BENCH_THREADS");
+  return t ? std::atoi(t) : 1;
+}
+
+nn::Tensor random_tensor(Index n, Index c, Index h, Index w) {
+  nn::Tensor t(n, c, h, w);
+  t.data.setRandom();
+  return t;
+}
+
+// Args: in, out, stride, image size (3x3 convolutions, padding 1, batch 128).
+void BM_ConvForward(benchmark::State& state) {
+  nn::set_num_threads(bench_threads());
+  const Index in = state.range(0), out = state.range(1), s = state.range(2), hw = state.range(3);
+  nn::Conv2d conv(in, out, 3, s, 1);
+  const nn::Tensor x = random_tensor(128, in, hw, hw);
+  for (auto _ : state) benchmark::DoNotOptimize(conv.forward(x).ptr());
+  const Index ohw = (hw - 1) / s + 1;
+  state.SetItemsProcessed(state.iterations() * 128 * out * in * 9 * ohw * ohw);
+}
+
+void BM_ConvBackward(benchmark::State& state) {
+  nn::set_num_threads(bench_threads());
+  const Index in = state.range(0), out = state.range(1), s = state.range(2), hw = state.range(3);
+  nn::Conv2d conv(in, out, 3, s, 1);
+  const nn::Tensor x = random_tensor(128, in, hw, hw);
+  const nn::Tensor dy = random_tensor(128, out, (hw - 1) / s + 1, (hw - 1) / s + 1);
+  conv.forward(x);
+  for (auto _ : state) benchmark::DoNotOptimize(conv.backward(dy).ptr());
+  const Index ohw = (hw - 1) / s + 1;
+  state.SetItemsProcessed(state.iterations() * 2 * 128 * out * in * 9 * ohw * ohw);  // dW and dX
+}
+
+// Baseline: the GEMMs of the forward convolution alone (per image, as the layer issues them).
+void BM_EigenGemmBaseline(benchmark::State& state) {
+  const Index in = state.range(0), out = state.range(1), s = state.range(2), hw = state.range(3);
+  const Index ohw = (hw - 1) / s + 1, K = in * 9, P = ohw * ohw;
+  const nn::MatrixRM W = nn::MatrixRM::Random(out, K), col = nn::MatrixRM::Random(K, P);
+  nn::MatrixRM Y(out, P);
+  for (auto _ : state) {
+    for (int n = 0; n < 128; ++n) {
+      Y.noalias() = W * col;
+      benchmark::DoNotOptimize(Y.data());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * 128 * out * K * P);
+}
+
+#define MIXQ_CONV_SHAPES ->Args({16, 16, 1, 28})->Args({16, 32, 2, 28})->Args({32, 32, 1, 14})->Args({64, 64, 1, 7})
+BENCHMARK(BM_ConvForward) MIXQ_CONV_SHAPES->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvBackward) MIXQ_CONV_SHAPES->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EigenGemmBaseline) MIXQ_CONV_SHAPES->Unit(benchmark::kMillisecond);
+
+void BM_BatchNormForwardBackward(benchmark::State& state) {
+  nn::set_num_threads(bench_threads());
+  nn::BatchNorm2d bn(16);
+  const nn::Tensor x = random_tensor(128, 16, 28, 28), dy = random_tensor(128, 16, 28, 28);
+  for (auto _ : state) {
+    bn.forward(x);
+    benchmark::DoNotOptimize(bn.backward(dy).ptr());
+  }
+  state.SetBytesProcessed(state.iterations() * x.size() * 4 * 5);  // read x, dy, xhat twice; write y, dx
+}
+BENCHMARK(BM_BatchNormForwardBackward)->Unit(benchmark::kMillisecond);
+
+// One SGD step of the small ResNet on a batch of 128 (arg: bit-width, 32 = float).
+void BM_ResNetTrainStep(benchmark::State& state) {
+  nn::set_num_threads(bench_threads());
+  auto m = nn::make_resnet();
+  const int bits = static_cast<int>(state.range(0));
+  nn::set_uniform_bits(*m, bits, bits);
+  const nn::Tensor x = random_tensor(128, 1, 28, 28);
+  std::vector<std::int32_t> y(128);
+  for (int i = 0; i < 128; ++i) y[static_cast<std::size_t>(i)] = i % 10;
+  nn::Sgd opt(nn::trainable_parameters(*m), 0.01f);
+  nn::Tensor g;
+  for (auto _ : state) {
+    nn::zero_grad(*m);
+    nn::cross_entropy(m->forward(x), y, g);
+    m->backward(g);
+    opt.step();
+  }
+  state.SetItemsProcessed(state.iterations() * 128);
+}
+BENCHMARK(BM_ResNetTrainStep)->Arg(32)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
