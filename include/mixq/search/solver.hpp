@@ -604,9 +604,11 @@ class Engine {
     dp_row_ = -1;
     dp_infeasible_ = false;
     const std::int64_t nf = static_cast<std::int64_t>(order_.size());
-    const std::int64_t max_entries = std::int64_t{1} << 22;
-    std::int64_t best_e = std::numeric_limits<std::int64_t>::max();
-    std::int64_t best_g = 1;
+    // exact when the table has at most 2^22 entries; otherwise ~2^18 entries: the row's uses are divided by a
+    // coarser unit (at most 64 gcds) and rounded down, which relaxes the row (every feasible choice still fits),
+    // so the bound stays valid
+    const std::int64_t cells = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / (nf + 1));
+    std::int64_t best_f = std::numeric_limits<std::int64_t>::max(), best_e = 0, best_g = 1;
     for (int k = 0; k < K_; ++k) {
       std::int64_t g = 0, summin = 0;
       for (int grp : free_) {
@@ -615,16 +617,19 @@ class Engine {
         summin += m;
         for (int j : act_[static_cast<std::size_t>(grp)]) g = gcd64(g, iuse(j, k) - m);
       }
-      if (g == 0) continue;
       if (rb_[static_cast<std::size_t>(k)] < summin) {
         dp_infeasible_ = true;  // no completion meets row k: nothing better than the incumbent exists
         dp_row_ = -1;
         return;
       }
+      if (g == 0) continue;
       const std::int64_t e = (rb_[static_cast<std::size_t>(k)] - summin) / g;
-      if ((dp_row0_ < 0 || dp_row0_ == k) && e < best_e && (nf + 1) * (e + 1) <= max_entries) {
-        best_e = e;
-        best_g = g;
+      const std::int64_t f = (e + 1) * (nf + 1) <= (std::int64_t{1} << 22) ? 1 : (e + cells - 1) / (cells - 1);
+      if (f > 64) continue;  // too coarse to help
+      if ((dp_row0_ < 0 || dp_row0_ == k) && (f < best_f || (f == best_f && e / f < best_e))) {
+        best_f = f;
+        best_e = (rb_[static_cast<std::size_t>(k)] - summin) / (g * f);
+        best_g = g * f;
         dp_row_ = k;
       }
     }
