@@ -14,6 +14,7 @@
 
 #include "mixq/kernels.hpp"
 #include "mixq/nn/layers.hpp"
+#include "mixq/quant/lsq.hpp"
 #include "mixq/quant/spec.hpp"
 
 namespace mixq::nn {
@@ -39,9 +40,15 @@ struct LayerShape {
   Index macs() const { return weight_params() * out_h * out_w; }
 };
 
+/// How an LSQ step size is initialised from the first tensor it sees (mixq/quant/lsq.hpp).
+enum class StepInit {
+  lsq,          ///< 2 * mean|x| / sqrt(qmax) (Esser et al., 2020)
+  three_sigma,  ///< max(|mu - 3 sigma|, |mu + 3 sigma|) / 2^(b-1) (LIMPQ, one-shot weight coupling)
+};
+
 /// LSQ quantizer of one tensor with one step-size parameter per candidate bit-width. `channels` step sizes
 /// per bit-width (1 = per tensor). A step size of 0 means "not initialised": the next forward initialises it
-/// from the data with LSQ's rule 2 * mean|x| / sqrt(qmax) (per channel for per-channel quantizers).
+/// from the data (per channel for per-channel quantizers) with the rule set by set_step_init().
 class LsqQuantizer {
  public:
   LsqQuantizer() = default;
@@ -77,15 +84,19 @@ class LsqQuantizer {
   /// Initialises the step sizes of `bits` from x ([outer][channels][inner] layout) with LSQ's rule.
   void initialize(int bits, const float* x, Index outer, Index inner) {
     Parameter& s = step_size(bits);
-    const double qm = static_cast<double>(qmax(bits));
-    for (Index c = 0; c < channels_; ++c) {
-      double sum = 0;
-      for (Index o = 0; o < outer; ++o)
-        sum += Eigen::Map<const Eigen::ArrayXf>(x + (o * channels_ + c) * inner, inner).abs().template cast<double>().sum();
-      const double mean = sum / static_cast<double>(std::max<Index>(1, outer * inner));
-      s.value[c] = static_cast<float>(std::max(2.0 * mean / std::sqrt(qm), 1e-8));
+    QuantSpec q = spec(bits);
+    const Shape shape{static_cast<std::int64_t>(outer), static_cast<std::int64_t>(channels_),
+                      static_cast<std::int64_t>(inner)};
+    if (channels_ > 1) {
+      q.granularity = Granularity::per_channel;
+      q.axis = 1;
     }
+    const std::vector<float> init =
+        init_ == StepInit::lsq ? lsq_init_step_sizes(x, shape, q) : three_sigma_step_sizes(x, shape, q);
+    for (Index c = 0; c < channels_; ++c) s.value[c] = std::max(init[static_cast<std::size_t>(c)], 1e-8f);
   }
+  /// The initialisation rule for step sizes not yet initialised (default StepInit::lsq).
+  void set_step_init(StepInit init) { init_ = init; }
 
   /// y = fake_quant(x) at `bits` for the [outer][channels][inner] tensor x (initialising if needed).
   void forward(int bits, const float* x, float* y, Index outer, Index inner) {
@@ -145,6 +156,7 @@ class LsqQuantizer {
   std::vector<int> bits_;
   std::map<int, Parameter> steps_;
   std::vector<double> dscale_;
+  StepInit init_ = StepInit::lsq;
 };
 
 /// Options of a quantized layer.
