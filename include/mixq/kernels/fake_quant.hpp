@@ -58,13 +58,7 @@ inline void fake_quant_per_group(const float* x, float* y, std::ptrdiff_t rows, 
                                  std::ptrdiff_t group_size, const float* scales,
                                  const std::int32_t* zero_points, std::int32_t qmin, std::int32_t qmax) {
   constexpr const char* fn = "fake_quant_per_group";
-  detail::check_size(fn, "rows", rows);
-  detail::check_size(fn, "cols", cols);
-  detail::check_positive(fn, "group_size", group_size);
-  if (cols % group_size != 0)
-    mixq::detail::fail(fn, ": group_size must divide cols, got group_size = ", group_size, ", cols = ", cols);
-  const std::ptrdiff_t groups = detail::checked_product(fn, rows, cols / group_size, 1);
-  const std::ptrdiff_t n = detail::checked_product(fn, rows, cols, 1);
+  const auto [groups, n] = detail::check_group_shape(fn, rows, cols, group_size);
   detail::check_pointer(fn, "x", x, n);
   detail::check_pointer(fn, "y", y, n);
   detail::check_range(fn, qmin, qmax);
@@ -114,13 +108,7 @@ inline void fake_quant_backward_per_group(const float* x, const float* dy, float
                                           const std::int32_t* zero_points, std::int32_t qmin,
                                           std::int32_t qmax) {
   constexpr const char* fn = "fake_quant_backward_per_group";
-  detail::check_size(fn, "rows", rows);
-  detail::check_size(fn, "cols", cols);
-  detail::check_positive(fn, "group_size", group_size);
-  if (cols % group_size != 0)
-    mixq::detail::fail(fn, ": group_size must divide cols, got group_size = ", group_size, ", cols = ", cols);
-  const std::ptrdiff_t groups = detail::checked_product(fn, rows, cols / group_size, 1);
-  const std::ptrdiff_t n = detail::checked_product(fn, rows, cols, 1);
+  const auto [groups, n] = detail::check_group_shape(fn, rows, cols, group_size);
   detail::check_pointer(fn, "x", x, n);
   detail::check_pointer(fn, "dy", dy, n);
   detail::check_pointer(fn, "dx", dx, n);
@@ -190,13 +178,7 @@ inline void lsq_backward_per_group(const float* x, const float* dy, float* dx, s
                                    const std::int32_t* zero_points, std::int32_t qmin, std::int32_t qmax,
                                    double* d_scales, double* d_zero_points) {
   constexpr const char* fn = "lsq_backward_per_group";
-  detail::check_size(fn, "rows", rows);
-  detail::check_size(fn, "cols", cols);
-  detail::check_positive(fn, "group_size", group_size);
-  if (cols % group_size != 0)
-    mixq::detail::fail(fn, ": group_size must divide cols, got group_size = ", group_size, ", cols = ", cols);
-  const std::ptrdiff_t groups = detail::checked_product(fn, rows, cols / group_size, 1);
-  const std::ptrdiff_t n = detail::checked_product(fn, rows, cols, 1);
+  const auto [groups, n] = detail::check_group_shape(fn, rows, cols, group_size);
   detail::check_pointer(fn, "x", x, n);
   detail::check_pointer(fn, "dy", dy, n);
   detail::check_pointer(fn, "dx", dx, n);

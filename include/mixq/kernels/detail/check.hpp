@@ -29,6 +29,23 @@ inline std::ptrdiff_t checked_product(const char* fn, std::ptrdiff_t a, std::ptr
   return abc;
 }
 
+/// Element and group counts of a [rows][cols] tensor split into groups of group_size along its rows.
+struct GroupShape {
+  std::ptrdiff_t groups;
+  std::ptrdiff_t n;
+};
+
+/// Checks rows, cols >= 0, group_size > 0 dividing cols, and that the counts fit std::ptrdiff_t.
+inline GroupShape check_group_shape(const char* fn, std::ptrdiff_t rows, std::ptrdiff_t cols,
+                                    std::ptrdiff_t group_size) {
+  check_size(fn, "rows", rows);
+  check_size(fn, "cols", cols);
+  check_positive(fn, "group_size", group_size);
+  if (cols % group_size != 0)
+    mixq::detail::fail(fn, ": group_size must divide cols, got group_size = ", group_size, ", cols = ", cols);
+  return {checked_product(fn, rows, cols / group_size, 1), checked_product(fn, rows, cols, 1)};
+}
+
 inline void check_range(const char* fn, std::int32_t qmin, std::int32_t qmax) {
   if (qmin >= qmax) mixq::detail::fail(fn, ": qmin must be < qmax, got qmin = ", qmin, ", qmax = ", qmax);
 }
