@@ -585,6 +585,27 @@ TEST_P(Kernels, MinMaxMatchesScalarAndIgnoresNaN) {
   EXPECT_EQ(m.max, -INFINITY);
 }
 
+// Long streams: the 64-code steps of the 3- and 4-bit packers (and every other width) many times over, with
+// every tail length of the last step and unaligned codes and output.
+TEST_P(Kernels, PackUnpackBitsLongStreamsMatchScalar) {
+  std::mt19937 rng(43);
+  std::vector<std::uint8_t> codes(4096 + 3 * 64 + 8);
+  for (auto& c : codes) c = static_cast<std::uint8_t>(rng());
+  for (int bits = 1; bits <= 8; ++bits)
+    for (std::ptrdiff_t n = 4096 - 1; n <= 4096 + 2 * 64 + 1; n += 3) {
+      const std::ptrdiff_t o = n % 5, oo = n % 7;
+      const std::ptrdiff_t size = mk::packed_size(n, bits);
+      std::vector<std::uint8_t> packed(static_cast<std::size_t>(size + oo) + 40, 0xA5), ref(packed);
+      mk::pack_bits(codes.data() + o, n, bits, packed.data() + oo);
+      md::scalar::pack_bits(codes.data() + o, n, bits, ref.data() + oo);
+      ASSERT_TRUE(same_values(packed.data(), ref.data(), size + oo + 40)) << "bits=" << bits << " n=" << n;
+      std::vector<std::uint8_t> back(static_cast<std::size_t>(n) + 1, 0x5A), ref_back(back);
+      mk::unpack_bits(packed.data() + oo, n, bits, back.data());
+      md::scalar::unpack_bits(ref.data() + oo, n, bits, ref_back.data(), false);
+      ASSERT_TRUE(same_values(back.data(), ref_back.data(), n + 1)) << "bits=" << bits << " n=" << n;
+    }
+}
+
 TEST_P(Kernels, PackUnpackBitsMatchScalarAndRoundTrip) {
   std::mt19937 rng(41);
   std::vector<std::uint8_t> codes(3 * 64 + kWidth + 2);

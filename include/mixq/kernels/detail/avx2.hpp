@@ -555,12 +555,62 @@ MIXQ_TARGET_AVX2 inline __m256i split_lanes(__m256i v, int bits) {
                          _mm256_slli_epi16(_mm256_srl_epi16(v, b1), 8));
 }
 
+// 4-bit codes, 64 per step: maddubs with bytes (1, 16) gives c0 + 16 c1 (< 256) per 16-bit lane, packus
+// narrows two vectors to bytes and a qword permute undoes its lane interleave: one 32-byte store.
+MIXQ_TARGET_AVX2 inline std::ptrdiff_t pack4_body(const std::uint8_t* codes, std::ptrdiff_t n, std::uint8_t* out) {
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  const __m256i weights = _mm256_set1_epi16(0x1001);
+  std::ptrdiff_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m256i a = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)), mask);
+    const __m256i b = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i + 32)), mask);
+    const __m256i packed = _mm256_packus_epi16(_mm256_maddubs_epi16(a, weights), _mm256_maddubs_epi16(b, weights));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i / 2), _mm256_permute4x64_epi64(packed, 0xD8));
+  }
+  return i;
+}
+
+// 3-bit codes, 64 per step: maddubs (1, 8) gives 6-bit pairs in 16-bit lanes, madd (1, 64) 12-bit quads in
+// 32-bit lanes; packs narrows two vectors to 16-bit lanes (lane-interleaved) and madd (1, 4096) joins them into
+// 24-bit groups of 8 codes per 32-bit lane; a dword permute restores code order, a byte shuffle keeps the
+// 3 low bytes of each dword (12 per 128-bit half) and a second dword permute joins the halves: 24 bytes
+// written by one 32-byte store whose last 8 bytes the next step (or the tail) overwrites.
+MIXQ_TARGET_AVX2 inline std::ptrdiff_t pack3_body(const std::uint8_t* codes, std::ptrdiff_t n, std::uint8_t* out,
+                                                  std::ptrdiff_t total) {
+  const __m256i mask = _mm256_set1_epi8(0x07);
+  const __m256i w6 = _mm256_set1_epi16(0x0801), w12 = _mm256_set1_epi32(0x00400001),
+                w24 = _mm256_set1_epi32(0x10000001);
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  const __m256i gather = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -128, -128, -128, -128, 0, 1, 2,
+                                          4, 5, 6, 8, 9, 10, 12, 13, 14, -128, -128, -128, -128);
+  std::ptrdiff_t i = 0;
+  for (; i + 64 <= n && i / 8 * 3 + 28 <= total; i += 64) {
+    const __m256i a = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)), mask);
+    const __m256i b = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i + 32)), mask);
+    const __m256i qa = _mm256_madd_epi16(_mm256_maddubs_epi16(a, w6), w12);
+    const __m256i qb = _mm256_madd_epi16(_mm256_maddubs_epi16(b, w6), w12);
+    const __m256i groups = _mm256_madd_epi16(_mm256_packs_epi32(qa, qb), w24);
+    const __m256i bytes = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(groups, order), gather);
+    std::uint8_t* o = out + i / 8 * 3;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(bytes));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 12), _mm256_extracti128_si256(bytes, 1));
+  }
+  return i;
+}
+
 MIXQ_TARGET_AVX2 inline void pack_bits(const std::uint8_t* codes, std::ptrdiff_t n, int bits, std::uint8_t* out) {
   if (bits == 8) {
     std::memcpy(out, codes, static_cast<std::size_t>(n));
     return;
   }
-  const std::ptrdiff_t total = n / 8 * bits + (n % 8 * bits + 7) / 8;
+  std::ptrdiff_t total = n / 8 * bits + (n % 8 * bits + 7) / 8;
+  if (bits == 4 || bits == 3) {
+    const std::ptrdiff_t done = bits == 4 ? pack4_body(codes, n, out) : pack3_body(codes, n, out, total);
+    codes += done;
+    out += done / 8 * bits;
+    total -= done / 8 * bits;
+    n -= done;
+  }
   const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << bits) - 1));
   // Shuffle: in each 128-bit half, bytes [0, bits) of qword 0 then bytes [8, 8 + bits) of qword 1.
   alignas(32) std::int8_t gather[32];
