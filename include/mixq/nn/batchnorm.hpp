@@ -62,7 +62,8 @@ class BatchNorm2d : public Module {
       return y_;
     }
     if (M < 2) mixq::detail::fail("BatchNorm2d: training needs more than one value per channel, got ", M);
-    xhat_.resize_like(x);
+    input_ = &x;
+    mean_.resize(C);
     inv_std_.resize(C);
     parallel_for(C, [&](Index b, Index e, int) {
       for (Index c = b; c < e; ++c) {
@@ -78,15 +79,15 @@ class BatchNorm2d : public Module {
         const double mean = mean_shifted + shift;
         const double var = std::max(0.0, sq / static_cast<double>(M) - mean_shifted * mean_shifted);
         const float inv = static_cast<float>(1.0 / std::sqrt(var + eps_));
+        const float mf = static_cast<float>(mean);
+        mean_[c] = mf;
         inv_std_[c] = inv;
-        const float g = gamma_.value[c], bt = beta_.value[c], mf = static_cast<float>(mean);
+        const float a = gamma_.value[c] * inv, bt = beta_.value[c];
         for (Index n = 0; n < N; ++n) {
           const Index off = (n * C + c) * HW;
-          auto xh = Eigen::Map<Eigen::ArrayXf>(xhat_.ptr() + off, HW);
-          xh = (Eigen::Map<const Eigen::ArrayXf>(x.ptr() + off, HW) - mf) * inv;
-          Eigen::Map<Eigen::ArrayXf>(y_.ptr() + off, HW) = xh * g + bt;
+          Eigen::Map<Eigen::ArrayXf>(y_.ptr() + off, HW) = (Eigen::Map<const Eigen::ArrayXf>(x.ptr() + off, HW) - mf) * a + bt;
         }
-        running_mean_.value[c] = (1 - momentum_) * running_mean_.value[c] + momentum_ * static_cast<float>(mean);
+        running_mean_.value[c] = (1 - momentum_) * running_mean_.value[c] + momentum_ * mf;
         running_var_.value[c] = (1 - momentum_) * running_var_.value[c] +
                                 momentum_ * static_cast<float>(var * static_cast<double>(M) / static_cast<double>(M - 1));
       }
@@ -94,30 +95,37 @@ class BatchNorm2d : public Module {
     return y_;
   }
 
+  // Training-mode backward. xhat = (x - mean) * inv_std is recomputed from the input (the caller keeps it alive
+  // until backward, as for every layer) instead of being stored by forward: one stream less to memory.
   const Tensor& backward_impl(const Tensor& dy) override {
     if (!training_) return backward_eval(dy);
     const Index N = dy.n(), C = channels_, HW = dy.h() * dy.w(), M = N * HW;
     if (input_grad_) dx_.resize_like(dy);
+    const Tensor& x = *input_;
     parallel_for(C, [&](Index b, Index e, int) {
       for (Index c = b; c < e; ++c) {
+        const float mf = mean_[c], inv = inv_std_[c];
         double dbeta = 0, dgamma = 0;
         for (Index n = 0; n < N; ++n) {
           const Index off = (n * C + c) * HW;
           auto d = Eigen::Map<const Eigen::ArrayXf>(dy.ptr() + off, HW);
           dbeta += d.sum();
-          dgamma += (d * Eigen::Map<const Eigen::ArrayXf>(xhat_.ptr() + off, HW)).sum();
+          dgamma += (d * (Eigen::Map<const Eigen::ArrayXf>(x.ptr() + off, HW) - mf)).sum();
         }
+        dgamma *= static_cast<double>(inv);
         gamma_.grad[c] += static_cast<float>(dgamma);
         beta_.grad[c] += static_cast<float>(dbeta);
         if (!input_grad_) continue;
-        const float k = gamma_.value[c] * inv_std_[c];
+        // dx = k * (dy - mean(dy) - xhat * mean(dy * xhat)) = (dy - mean(dy)) * k + (x - mean) * kx.
+        const float k = gamma_.value[c] * inv;
         const float mb = static_cast<float>(dbeta / static_cast<double>(M));
         const float mg = static_cast<float>(dgamma / static_cast<double>(M));
+        const float kx = -k * mg * inv;
         for (Index n = 0; n < N; ++n) {
           const Index off = (n * C + c) * HW;
           Eigen::Map<Eigen::ArrayXf>(dx_.ptr() + off, HW) =
-              k * (Eigen::Map<const Eigen::ArrayXf>(dy.ptr() + off, HW) - mb -
-                   Eigen::Map<const Eigen::ArrayXf>(xhat_.ptr() + off, HW) * mg);
+              (Eigen::Map<const Eigen::ArrayXf>(dy.ptr() + off, HW) - mb) * k +
+              (Eigen::Map<const Eigen::ArrayXf>(x.ptr() + off, HW) - mf) * kx;
         }
       }
     });
@@ -152,8 +160,9 @@ class BatchNorm2d : public Module {
   Index channels_;
   float momentum_, eps_;
   Parameter gamma_, beta_, running_mean_, running_var_;
-  Tensor y_, xhat_, dx_;
-  Eigen::VectorXf inv_std_;
+  Tensor y_, dx_;
+  const Tensor* input_ = nullptr;  // training forward's input, read again by backward
+  Eigen::VectorXf mean_, inv_std_;
 };
 
 /// A bank of BatchNorm2d, one per configuration key (for example "w4a4"); exactly one is active. Keys are

@@ -42,57 +42,139 @@ inline std::pair<Index, Index> valid_range(Index OW, Index W, Index s, Index p, 
   return {lo, hi};
 }
 
-/// col (C*k*k rows, out_h*out_w columns) from one image x (C, H, W).
-inline void im2col(const ConvGeometry& g, const float* x, float* col) {
-  const Index k = g.kernel, s = g.stride, p = g.padding, H = g.in_h, W = g.in_w, OH = g.out_h, OW = g.out_w;
-  for (Index c = 0; c < g.in_channels; ++c) {
-    const float* xc = x + c * H * W;
-    for (Index ky = 0; ky < k; ++ky) {
-      for (Index kx = 0; kx < k; ++kx) {
-        float* row = col + ((c * k + ky) * k + kx) * OH * OW;
-        // ox range where ix = ox*s - p + kx is inside [0, W)
-        const auto [ox_lo, ox_hi] = valid_range(OW, W, s, p, kx);
-        for (Index oy = 0; oy < OH; ++oy) {
-          const Index iy = oy * s - p + ky;
-          float* r = row + oy * OW;
-          if (iy < 0 || iy >= H) {
-            std::fill(r, r + OW, 0.f);
-            continue;
-          }
-          const Index base = iy * W - p + kx;
-          std::fill(r, r + ox_lo, 0.f);
-          if (s == 1) {
-            std::copy(xc + base + ox_lo, xc + base + ox_hi, r + ox_lo);
-          } else {
-            for (Index ox = ox_lo; ox < ox_hi; ++ox) r[ox] = xc[base + ox * s];
-          }
-          std::fill(r + ox_hi, r + OW, 0.f);
-        }
-      }
+/// dst[i] = src[i * step] for i in [0, n): an inline vectorised copy (rows here are a few dozen floats, where a
+/// memcpy call costs more than the copy).
+inline void copy_row(const float* src, Index step, float* dst, Index n) {
+  if (step == 1)
+    Eigen::Map<Eigen::ArrayXf>(dst, n) = Eigen::Map<const Eigen::ArrayXf>(src, n);
+  else
+    Eigen::Map<Eigen::ArrayXf>(dst, n) =
+        Eigen::Map<const Eigen::ArrayXf, 0, Eigen::InnerStride<>>(src, n, Eigen::InnerStride<>(step));
+}
+
+/// dst[i * step] += src[i] for i in [0, n).
+inline void add_row(const float* src, Index step, float* dst, Index n) {
+  if (step == 1)
+    Eigen::Map<Eigen::ArrayXf>(dst, n) += Eigen::Map<const Eigen::ArrayXf>(src, n);
+  else
+    Eigen::Map<Eigen::ArrayXf, 0, Eigen::InnerStride<>>(dst, n, Eigen::InnerStride<>(step)) +=
+        Eigen::Map<const Eigen::ArrayXf>(src, n);
+}
+
+/// Floats a conv scratch row may be written or read past its end by the chunked copies below.
+inline constexpr Index kCopySlack = 16;
+
+/// dst[0, n) = src[0, n) in chunks of 8 floats: may read src and write dst up to 7 floats past n. For the short
+/// rows of im2col, where a memcpy call or a vectorised loop with a scalar tail costs more than the copy.
+inline void copy_row_chunked(const float* src, float* dst, Index n) {
+  using Chunk = Eigen::Array<float, 8, 1>;
+  for (Index i = 0; i < n; i += 8) Eigen::Map<Chunk>(dst + i) = Eigen::Map<const Chunk>(src + i);
+}
+
+/// dst[0, n) = 0 in chunks of 8 floats: may write up to 7 floats past n (short runs, where a memset costs more).
+inline void zero_row_chunked(float* dst, Index n) {
+  using Chunk = Eigen::Array<float, 8, 1>;
+  for (Index i = 0; i < n; i += 8) Eigen::Map<Chunk>(dst + i).setZero();
+}
+
+/// The zero-padded plane of one channel with its columns split by phase (column j mod stride), so that the
+/// inputs of one kernel column kx at stride s are contiguous: padded column j = ox * s + kx sits at
+/// (kx % s) * phase_width + ox + kx / s of its row. At stride 1 this is the plain padded plane.
+struct PaddedPlane {
+  Index rows = 0;         ///< in_h + 2 * padding
+  Index phase_width = 0;  ///< columns per phase: ceil((in_w + 2 * padding) / stride)
+  Index row_size = 0;     ///< stride * phase_width
+  explicit PaddedPlane(const ConvGeometry& g)
+      : rows(g.in_h + 2 * g.padding),
+        phase_width((g.in_w + 2 * g.padding + g.stride - 1) / g.stride),
+        row_size(g.stride * phase_width) {}
+  Index size() const { return rows * row_size; }
+  /// Offset of padded column j in a row.
+  Index column(Index j, Index stride) const { return (j % stride) * phase_width + j / stride; }
+};
+
+/// Floats of the padded plane buffer of a convolution (PaddedPlane plus kCopySlack).
+inline Index padded_plane_size(const ConvGeometry& g) { return PaddedPlane(g).size() + kCopySlack; }
+
+/// One channel plane xc (in_h x in_w) written into pad as a PaddedPlane (zero border of `padding`).
+inline void pad_plane(const ConvGeometry& g, const PaddedPlane& pp, const float* xc, float* pad) {
+  const Index p = g.padding, s = g.stride, H = g.in_h, W = g.in_w, R = pp.row_size;
+  // Zero runs and row copies spill at most 7 floats forward, into what is written next or into the slack.
+  zero_row_chunked(pad, p * R);
+  for (Index iy = 0; iy < H; ++iy) {
+    float* r = pad + (iy + p) * R;
+    if (s == 1) {
+      if (iy + 1 < H)
+        copy_row_chunked(xc + iy * W, r + p, W);
+      else
+        copy_row(xc + iy * W, 1, r + p, W);  // reading past the plane's end is not allowed
+      for (Index i = 0; i < p; ++i) r[i] = r[R - 1 - i] = 0.f;
+      continue;
     }
+    zero_row_chunked(r, R);
+    for (Index ph = 0; ph < s; ++ph) {
+      // padded columns j = ph + m * s that hold input column ix = j - p in [0, W)
+      const Index m_lo = p > ph ? (p - ph + s - 1) / s : 0;
+      const Index m_hi = (W + p - ph + s - 1) / s;  // first m with ph + m * s - p >= W
+      const float* src = xc + iy * W + ph + m_lo * s - p;
+      float* dst = r + ph * pp.phase_width + m_lo;
+      if (s == 2)  // a constant stride the compiler vectorises
+        for (Index m = 0; m < m_hi - m_lo; ++m) dst[m] = src[2 * m];
+      else
+        for (Index m = 0; m < m_hi - m_lo; ++m) dst[m] = src[m * s];
+    }
+  }
+  zero_row_chunked(pad + (H + p) * R, p * R);
+}
+
+/// col (C*k*k rows, out_h*out_w columns) from one image x (C, H, W); col must have kCopySlack floats of room
+/// past its end. `pad`: scratch of padded_plane_size(g) floats. Each row of col is a window of the padded,
+/// phase-split input plane, copied row by row in chunks of 8 (a row spills into the rows written after it).
+inline void im2col(const ConvGeometry& g, const float* x, float* col, float* pad) {
+  const Index k = g.kernel, s = g.stride, H = g.in_h, W = g.in_w, OH = g.out_h, OW = g.out_w, P = OH * OW;
+  const PaddedPlane pp(g);
+  for (Index c = 0; c < g.in_channels; ++c) {
+    pad_plane(g, pp, x + c * H * W, pad);
+    for (Index ky = 0; ky < k; ++ky)
+      for (Index kx = 0; kx < k; ++kx) {
+        float* row = col + ((c * k + ky) * k + kx) * P;
+        const float* src = pad + ky * pp.row_size + pp.column(kx, s);
+        for (Index oy = 0; oy < OH; ++oy) copy_row_chunked(src + oy * s * pp.row_size, row + oy * OW, OW);
+      }
   }
 }
 
-/// Accumulates col (C*k*k, out_h*out_w) into one image dx (C, H, W), which must be zeroed first.
-inline void col2im(const ConvGeometry& g, const float* col, float* dx) {
+/// One image dx (C, H, W) = the sum of col (C*k*k, out_h*out_w) over the windows it came from (the adjoint of
+/// im2col; dx is overwritten). `pad`: scratch as for im2col. Each value receives its terms in (ky, kx, oy)
+/// order.
+inline void col2im(const ConvGeometry& g, const float* col, float* dx, float* pad) {
   const Index k = g.kernel, s = g.stride, p = g.padding, H = g.in_h, W = g.in_w, OH = g.out_h, OW = g.out_w;
+  const Index P = OH * OW;
+  const PaddedPlane pp(g);
   for (Index c = 0; c < g.in_channels; ++c) {
-    float* dc = dx + c * H * W;
-    for (Index ky = 0; ky < k; ++ky) {
+    Eigen::Map<Eigen::ArrayXf>(pad, pp.size()).setZero();
+    for (Index ky = 0; ky < k; ++ky)
       for (Index kx = 0; kx < k; ++kx) {
-        const float* row = col + ((c * k + ky) * k + kx) * OH * OW;
-        const auto [ox_lo, ox_hi] = valid_range(OW, W, s, p, kx);
-        for (Index oy = 0; oy < OH; ++oy) {
-          const Index iy = oy * s - p + ky;
-          if (iy < 0 || iy >= H) continue;
-          const float* r = row + oy * OW;
-          const Index base = iy * W - p + kx;
-          if (s == 1) {
-            for (Index ox = ox_lo; ox < ox_hi; ++ox) dc[base + ox] += r[ox];
-          } else {
-            for (Index ox = ox_lo; ox < ox_hi; ++ox) dc[base + ox * s] += r[ox];
-          }
-        }
+        const float* row = col + ((c * k + ky) * k + kx) * P;
+        float* dst = pad + ky * pp.row_size + pp.column(kx, s);
+        for (Index oy = 0; oy < OH; ++oy) add_row(row + oy * OW, 1, dst + oy * s * pp.row_size, OW);
+      }
+    float* dc = dx + c * H * W;
+    for (Index iy = 0; iy < H; ++iy) {
+      const float* r = pad + (iy + p) * pp.row_size;
+      if (s == 1) {
+        copy_row(r + p, 1, dc + iy * W, W);
+        continue;
+      }
+      for (Index ph = 0; ph < s; ++ph) {  // the inverse of pad_plane's phase split
+        const Index m_lo = p > ph ? (p - ph + s - 1) / s : 0;
+        const Index m_hi = (W + p - ph + s - 1) / s;
+        const float* src = r + ph * pp.phase_width + m_lo;
+        float* dst = dc + iy * W + ph + m_lo * s - p;
+        if (s == 2)
+          for (Index m = 0; m < m_hi - m_lo; ++m) dst[2 * m] = src[m];
+        else
+          for (Index m = 0; m < m_hi - m_lo; ++m) dst[m * s] = src[m];
       }
     }
   }
@@ -100,16 +182,20 @@ inline void col2im(const ConvGeometry& g, const float* col, float* dx) {
 
 /// Per-thread scratch of a convolution.
 struct ConvScratch {
-  std::vector<MatrixRM> col, dcol, dweight;
+  std::vector<Eigen::VectorXf> col, dcol;  // im2col buffers, kCopySlack floats longer than the matrix
+  std::vector<MatrixRM> dweight;
   MatrixRM flipped;  // (in, out*k*k): the weight of the transposed convolution (input gradient)
-  std::vector<Eigen::VectorXf> dbias;
-  void ensure(int threads) {
+  std::vector<Eigen::VectorXf> dbias, pad;
+  void ensure(int threads, Index pad_size) {
     if (static_cast<int>(col.size()) < threads) {
       col.resize(threads);
       dcol.resize(threads);
       dweight.resize(threads);
       dbias.resize(threads);
+      pad.resize(threads);
     }
+    for (auto& p : pad)
+      if (p.size() < pad_size) p.setZero(pad_size);
   }
 };
 
@@ -170,9 +256,10 @@ inline void conv2d_forward(const ConvGeometry& g, const Tensor& x, const float* 
   const Index N = x.n(), P = g.pixels(), K = g.cols_per_group(), OCg = g.out_per_group();
   const Index in_size = g.in_channels * g.in_h * g.in_w, out_size = g.out_channels * P;
   y.resize(N, g.out_channels, g.out_h, g.out_w);
-  scratch.ensure(num_threads());
+  scratch.ensure(num_threads(), padded_plane_size(g));
   parallel_for(N, [&](Index b, Index e, int t) {
-    MatrixRM& col = scratch.col[static_cast<std::size_t>(t)];
+    Eigen::VectorXf& col = scratch.col[static_cast<std::size_t>(t)];
+    float* pad = scratch.pad[static_cast<std::size_t>(t)].data();
     for (Index n = b; n < e; ++n) {
       const float* xn = x.ptr() + n * in_size;
       float* yn = y.ptr() + n * out_size;
@@ -181,8 +268,8 @@ inline void conv2d_forward(const ConvGeometry& g, const Tensor& x, const float* 
       } else {
         const float* cp = xn;
         if (!g.pointwise()) {
-          col.resize(K * g.groups, P);
-          im2col(g, xn, col.data());
+          if (col.size() < K * g.groups * P + kCopySlack) col.resize(K * g.groups * P + kCopySlack);
+          im2col(g, xn, col.data(), pad);
           cp = col.data();
         }
         for (Index gr = 0; gr < g.groups; ++gr) {
@@ -220,17 +307,18 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
     tg.out_channels = C;
   }
   const int T = num_threads();
-  scratch.ensure(T);
+  scratch.ensure(T, padded_plane_size(g));
   for (int t = 0; t < T; ++t) {
     scratch.dweight[static_cast<std::size_t>(t)].setZero(g.out_channels, K);
     scratch.dbias[static_cast<std::size_t>(t)].setZero(g.out_channels);
   }
   parallel_for(N, [&](Index b, Index e, int t) {
     const auto ts = static_cast<std::size_t>(t);
-    MatrixRM& col = scratch.col[ts];
-    MatrixRM& dcol = scratch.dcol[ts];
+    Eigen::VectorXf& col = scratch.col[ts];
+    Eigen::VectorXf& dcol = scratch.dcol[ts];
     MatrixRM& dwt = scratch.dweight[ts];
     Eigen::VectorXf& dbt = scratch.dbias[ts];
+    float* pad = scratch.pad[ts].data();
     for (Index n = b; n < e; ++n) {
       const float* xn = x.ptr() + n * in_size;
       const float* dyn = dy.ptr() + n * out_size;
@@ -244,8 +332,8 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
       }
       const float* cp = xn;
       if (!g.pointwise()) {
-        col.resize(K * g.groups, P);
-        im2col(g, xn, col.data());
+        if (col.size() < K * g.groups * P + kCopySlack) col.resize(K * g.groups * P + kCopySlack);
+        im2col(g, xn, col.data(), pad);
         cp = col.data();
       }
       for (Index gr = 0; gr < g.groups; ++gr) {
@@ -254,20 +342,19 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
       }
       if (!dxn) continue;
       if (transposed) {
-        dcol.resize(tg.cols_per_group(), P);
-        im2col(tg, dyn, dcol.data());
-        MapRM(dxn, g.in_channels, P).noalias() = scratch.flipped * dcol;
+        if (dcol.size() < tg.cols_per_group() * P + kCopySlack) dcol.resize(tg.cols_per_group() * P + kCopySlack);
+        im2col(tg, dyn, dcol.data(), pad);
+        MapRM(dxn, g.in_channels, P).noalias() = scratch.flipped * ConstMapRM(dcol.data(), tg.cols_per_group(), P);
       } else if (g.pointwise()) {
         for (Index gr = 0; gr < g.groups; ++gr)
           MapRM(dxn + gr * K * P, K, P).noalias() =
               ConstMapRM(w + gr * OCg * K, OCg, K).transpose() * ConstMapRM(dyn + gr * OCg * P, OCg, P);
       } else {
-        dcol.resize(K * g.groups, P);
+        if (dcol.size() < K * g.groups * P) dcol.resize(K * g.groups * P + kCopySlack);
         for (Index gr = 0; gr < g.groups; ++gr)
-          dcol.middleRows(gr * K, K).noalias() =
+          MapRM(dcol.data() + gr * K * P, K, P).noalias() =
               ConstMapRM(w + gr * OCg * K, OCg, K).transpose() * ConstMapRM(dyn + gr * OCg * P, OCg, P);
-        std::fill(dxn, dxn + in_size, 0.f);
-        col2im(g, dcol.data(), dxn);
+        col2im(g, dcol.data(), dxn, pad);
       }
     }
   });
@@ -725,12 +812,14 @@ class Residual : public Module {
       if (shortcut_) shortcut_->backward(*g);
       return dx_;
     }
+    const Tensor& ds = shortcut_ ? shortcut_->backward(*g) : *g;
     dx_.resize_like(dm);
-    dx_.data = dm.data;
-    if (shortcut_)
-      dx_.data += shortcut_->backward(*g).data;
-    else
-      dx_.data += g->data;
+    const Index S = dm.sample_size();
+    parallel_for(dm.n(), [&](Index b, Index e, int) {
+      Eigen::Map<Eigen::ArrayXf>(dx_.ptr() + b * S, (e - b) * S) =
+          Eigen::Map<const Eigen::ArrayXf>(dm.ptr() + b * S, (e - b) * S) +
+          Eigen::Map<const Eigen::ArrayXf>(ds.ptr() + b * S, (e - b) * S);
+    });
     return dx_;
   }
   std::unique_ptr<Sequential> main_, shortcut_;
