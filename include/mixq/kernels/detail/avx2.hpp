@@ -39,19 +39,19 @@ MIXQ_TARGET_AVX2 inline __m256 round_even(__m256 t) {
 
 // clamp keeping NaN and keeping r on ties: max(lo, r) returns r unless lo > r; min(hi, c) returns c
 // unless hi < c (x86 min/max return the second operand for NaN and equal values), as scalar clamp_nan.
-MIXQ_TARGET_AVX2 inline __m256 clamp_nan(__m256 r, const Vec& v) {
+MIXQ_TARGET_AVX2 inline __m256 clamp_nan(__m256 r, const Vec v) {
   return _mm256_min_ps(v.hi, _mm256_max_ps(v.lo, r));
 }
 
 // y = fma(c, scale, +0): the exact product plus +0, rounded once, is the scalar (c + 0) * scale bit for bit
 // (the same real number rounded once; -0 * scale + 0 = +0; NaN c passes through). One FMA instead of an add
 // and a multiply: on Zen 4 the add, round, min and max share two pipes, the bottleneck of this kernel.
-MIXQ_TARGET_AVX2 inline __m256 fake_quant_vec(__m256 x, const Vec& v) {
+MIXQ_TARGET_AVX2 inline __m256 fake_quant_vec(__m256 x, const Vec v) {
   const __m256 c = clamp_nan(round_even(_mm256_mul_ps(x, v.inv)), v);
   return _mm256_fmadd_ps(c, v.scale, _mm256_setzero_ps());
 }
 
-MIXQ_TARGET_AVX2 inline __m256 inside_mask(__m256 x, const Vec& v) {
+MIXQ_TARGET_AVX2 inline __m256 inside_mask(__m256 x, const Vec v) {
   const __m256 r = round_even(_mm256_mul_ps(x, v.inv));
   return _mm256_and_ps(_mm256_cmp_ps(r, v.lo, _CMP_GE_OQ), _mm256_cmp_ps(r, v.hi, _CMP_LE_OQ));
 }
@@ -77,7 +77,7 @@ inline std::ptrdiff_t align_head(const void* y, std::ptrdiff_t element_size, std
 
 // One row with one parameter set. With stream, y is written with non-temporal stores after a masked head
 // that aligns it to 32 bytes (the caller issues the sfence).
-MIXQ_TARGET_AVX2 inline void fake_quant_row(const float* x, float* y, std::ptrdiff_t n, const Vec& v, bool stream) {
+MIXQ_TARGET_AVX2 inline void fake_quant_row(const float* x, float* y, std::ptrdiff_t n, const Vec v, bool stream) {
   std::ptrdiff_t i = 0;
   if (stream) {
     const std::ptrdiff_t head = align_head(y, 4, n);
@@ -159,7 +159,7 @@ MIXQ_TARGET_AVX2 inline Vec channel_vec(const float* scales, std::ptrdiff_t c, c
 }
 
 MIXQ_TARGET_AVX2 inline void fake_quant_backward_masked(const float* x, const float* dy, float* dx, std::ptrdiff_t m,
-                                                        const Vec& v) {
+                                                        const Vec v) {
   const __m256i mask = tail_mask(m);
   const __m256 r = _mm256_and_ps(inside_mask(_mm256_maskload_ps(x, mask), v), _mm256_maskload_ps(dy, mask));
   _mm256_maskstore_ps(dx, mask, r);
@@ -167,7 +167,7 @@ MIXQ_TARGET_AVX2 inline void fake_quant_backward_masked(const float* x, const fl
 
 template <bool Stream>
 MIXQ_TARGET_AVX2 inline std::ptrdiff_t fake_quant_backward_body(const float* x, const float* dy, float* dx,
-                                                                std::ptrdiff_t i, std::ptrdiff_t n, const Vec& v) {
+                                                                std::ptrdiff_t i, std::ptrdiff_t n, const Vec v) {
   for (; i + 16 <= n; i += 16) {
     const __m256 a = _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i), v), _mm256_loadu_ps(dy + i));
     const __m256 b = _mm256_and_ps(inside_mask(_mm256_loadu_ps(x + i + 8), v), _mm256_loadu_ps(dy + i + 8));
@@ -179,7 +179,7 @@ MIXQ_TARGET_AVX2 inline std::ptrdiff_t fake_quant_backward_body(const float* x, 
 
 // With stream, dx is written with non-temporal stores after a masked head aligning it (caller: sfence).
 MIXQ_TARGET_AVX2 inline void fake_quant_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                                     const Vec& v, bool stream) {
+                                                     const Vec v, bool stream) {
   std::ptrdiff_t i = 0;
   if (stream) {
     i = align_head(dx, 4, n);
@@ -218,63 +218,69 @@ MIXQ_TARGET_AVX2 inline double horizontal_sum(__m256d a) {
   return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-// One vector of the LSQ pass: c = clamp(r); inside where c == r, outside where c != r (both false for
-// NaN); term = r - x * inv inside (one rounding), c outside, 0 for NaN.
+// One vector of the LSQ pass: c = clamp(r) (NaN kept); inside where c == r (false for NaN); `same` where c and
+// r have the same bits (inside or NaN, an integer compare off the float compare pipes), so outside is
+// !same. term = r - x * inv inside (one rounding), c outside, 0 for NaN, selected with one blend.
 struct LsqParts {
-  __m256 term, in, out;
+  __m256 term, in, same;
 };
 
-MIXQ_TARGET_AVX2 inline LsqParts lsq_parts(__m256 x, const Vec& v) {
+MIXQ_TARGET_AVX2 inline LsqParts lsq_parts(__m256 x, const Vec v) {
   const __m256 r = round_even(_mm256_mul_ps(x, v.inv));
   const __m256 c = clamp_nan(r, v);
   const __m256 in = _mm256_cmp_ps(c, r, _CMP_EQ_OQ);
-  const __m256 out = _mm256_cmp_ps(c, r, _CMP_NEQ_OQ);
-  const __m256 term = _mm256_or_ps(_mm256_and_ps(in, _mm256_fnmadd_ps(x, v.inv, r)), _mm256_and_ps(out, c));
-  return {term, in, out};
+  const __m256 same =
+      _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_castps_si256(c), _mm256_castps_si256(r)));
+  const __m256 term = _mm256_blendv_ps(_mm256_andnot_ps(same, c), _mm256_fnmadd_ps(x, v.inv, r), in);
+  return {term, in, same};
 }
 
-// Sums: each lane accumulates up to kLsqBlock products (or outside dy) in float with fma, then the
-// block's partial sums are added to double accumulators (a two-level sum: |error| <= (kLsqBlock + 1)
-// * 2^-24 * sum |dy * term|, independent of n; docs/NUMERICS.md). Converting every product to double
-// instead costs 2x on this kernel.
+// Sums: each lane accumulates up to kLsqBlock products (or outside dy) in float with fma, in four
+// independent accumulators; at the end of a block they are added pairwise in float and the two pair sums
+// are added to double accumulators (|error| <= (kLsqBlock + 1) * 2^-24 * sum |dy * term|, independent of n;
+// docs/NUMERICS.md). Converting every product to double instead costs 2x on this kernel.
 
 // Masked-out lanes load x = 0 and dy = 0: inside (zero_point lies in [qmin, qmax]), contributing 0.
-MIXQ_TARGET_AVX2 inline void lsq_masked(const float* x, const float* dy, float* dx, std::ptrdiff_t m, const Vec& v,
+MIXQ_TARGET_AVX2 inline void lsq_masked(const float* x, const float* dy, float* dx, std::ptrdiff_t m, const Vec v,
                                         __m256d* s0, __m256d* s1, __m256d* o0, __m256d* o1) {
   const __m256i mask = tail_mask(m);
   const __m256 g = _mm256_maskload_ps(dy, mask);
   const LsqParts a = lsq_parts(_mm256_maskload_ps(x, mask), v);
   _mm256_maskstore_ps(dx, mask, _mm256_and_ps(a.in, g));
   accumulate_products(g, a.term, s0, s1);
-  accumulate(_mm256_and_ps(a.out, g), o0, o1);
+  accumulate(_mm256_andnot_ps(a.same, g), o0, o1);
+}
+
+template <bool Stream>
+MIXQ_TARGET_AVX2 inline void lsq_step(const float* x, const float* dy, float* dx, const Vec v, __m256* s, __m256* o) {
+  const __m256 g = _mm256_loadu_ps(dy);
+  const LsqParts a = lsq_parts(_mm256_loadu_ps(x), v);
+  store_ps<Stream>(dx, _mm256_and_ps(a.in, g));
+  *s = _mm256_fmadd_ps(g, a.term, *s);
+  *o = _mm256_add_ps(*o, _mm256_andnot_ps(a.same, g));
 }
 
 template <bool Stream>
 MIXQ_TARGET_AVX2 inline std::ptrdiff_t lsq_body(const float* x, const float* dy, float* dx, std::ptrdiff_t i,
-                                                std::ptrdiff_t n, const Vec& v, __m256d* s0, __m256d* s1,
+                                                std::ptrdiff_t n, const Vec v, __m256d* s0, __m256d* s1,
                                                 __m256d* o0, __m256d* o1) {
-  while (i + 16 <= n) {
-    __m256 sa = _mm256_setzero_ps(), sb = sa, oa = sa, ob = sa;
-    for (std::ptrdiff_t k = 0; k < kLsqBlock && i + 16 <= n; ++k, i += 16) {
-      const __m256 ga = _mm256_loadu_ps(dy + i), gb = _mm256_loadu_ps(dy + i + 8);
-      const LsqParts a = lsq_parts(_mm256_loadu_ps(x + i), v);
-      const LsqParts b = lsq_parts(_mm256_loadu_ps(x + i + 8), v);
-      store_ps<Stream>(dx + i, _mm256_and_ps(a.in, ga));
-      store_ps<Stream>(dx + i + 8, _mm256_and_ps(b.in, gb));
-      sa = _mm256_fmadd_ps(ga, a.term, sa);
-      sb = _mm256_fmadd_ps(gb, b.term, sb);
-      oa = _mm256_add_ps(oa, _mm256_and_ps(a.out, ga));
-      ob = _mm256_add_ps(ob, _mm256_and_ps(b.out, gb));
+  while (i + 32 <= n) {
+    __m256 sa = _mm256_setzero_ps(), sb = sa, sc = sa, sd = sa, oa = sa, ob = sa, oc = sa, od = sa;
+    for (int k = 0; k < kLsqBlock && i + 32 <= n; ++k, i += 32) {
+      lsq_step<Stream>(x + i, dy + i, dx + i, v, &sa, &oa);
+      lsq_step<Stream>(x + i + 8, dy + i + 8, dx + i + 8, v, &sb, &ob);
+      lsq_step<Stream>(x + i + 16, dy + i + 16, dx + i + 16, v, &sc, &oc);
+      lsq_step<Stream>(x + i + 24, dy + i + 24, dx + i + 24, v, &sd, &od);
     }
-    accumulate2(sa, sb, s0, s1);
-    accumulate2(oa, ob, o0, o1);
+    accumulate2(_mm256_add_ps(sa, sb), _mm256_add_ps(sc, sd), s0, s1);
+    accumulate2(_mm256_add_ps(oa, ob), _mm256_add_ps(oc, od), o0, o1);
   }
   return i;
 }
 
 // With stream, dx is written with non-temporal stores after a masked head aligning it (caller: sfence).
 MIXQ_TARGET_AVX2 inline void lsq_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                              const Vec& v, double* d_scale, double* dy_outside, bool stream) {
+                                              const Vec v, double* d_scale, double* dy_outside, bool stream) {
   __m256d s0 = _mm256_setzero_pd(), s1 = s0, o0 = s0, o1 = s0;
   std::ptrdiff_t i = 0;
   if (stream) {
@@ -363,7 +369,7 @@ MIXQ_TARGET_AVX2 inline void lsq_backward_channels(const float* x, const float* 
 // Integer code: clamp in float first (lo and hi are integers, so clamp(round(t)) == round(clamp(t)) and the
 // conversion never overflows), NaN -> 0, then cvtps2dq rounds half to even (the default MXCSR mode, as
 // std::nearbyint in the scalar path), then + zero_point.
-MIXQ_TARGET_AVX2 inline __m256i code_vec(__m256 x, const Vec& v, __m256i zp) {
+MIXQ_TARGET_AVX2 inline __m256i code_vec(__m256 x, const Vec v, __m256i zp) {
   const __m256 c = clamp_nan(_mm256_mul_ps(x, v.inv), v);
   const __m256 ordered = _mm256_and_ps(c, _mm256_cmp_ps(c, c, _CMP_ORD_Q));
   return _mm256_add_epi32(_mm256_cvtps_epi32(ordered), zp);
@@ -379,7 +385,7 @@ MIXQ_TARGET_AVX2 inline void store_si256(void* p, __m256i v) {
 
 template <class Code, bool Stream>
 MIXQ_TARGET_AVX2 inline std::ptrdiff_t quantize_body(const float* x, Code* q, std::ptrdiff_t i, std::ptrdiff_t n,
-                                                     const Vec& v, __m256i zp) {
+                                                     const Vec v, __m256i zp) {
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (; i + 32 <= n; i += 32) {
     const __m256i a = code_vec(_mm256_loadu_ps(x + i), v, zp);
@@ -406,7 +412,7 @@ MIXQ_TARGET_AVX2 inline std::ptrdiff_t quantize_body(const float* x, Code* q, st
 // the float add/compare pipes, the bottleneck of the generic body.
 template <class Code, bool Stream>
 MIXQ_TARGET_AVX2 inline std::ptrdiff_t quantize8_body(const float* x, Code* q, std::ptrdiff_t i, std::ptrdiff_t n,
-                                                      const Vec& v, __m256i zp16) {
+                                                      const Vec v, __m256i zp16) {
   static_assert(sizeof(Code) == 1, "8-bit codes");
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   const __m256i nan16 = _mm256_set1_epi16(-32768);
@@ -426,7 +432,7 @@ MIXQ_TARGET_AVX2 inline std::ptrdiff_t quantize8_body(const float* x, Code* q, s
 
 template <class Code, bool Stream>
 MIXQ_TARGET_AVX2 inline std::ptrdiff_t quantize_fast_body(const float* x, Code* q, std::ptrdiff_t i, std::ptrdiff_t n,
-                                                          const Vec& v, std::int32_t zero_point) {
+                                                          const Vec v, std::int32_t zero_point) {
   if constexpr (sizeof(Code) == 1)
     return quantize8_body<Code, Stream>(x, q, i, n, v, _mm256_set1_epi16(static_cast<short>(zero_point)));
   else
@@ -435,7 +441,7 @@ MIXQ_TARGET_AVX2 inline std::ptrdiff_t quantize_fast_body(const float* x, Code* 
 
 // Fewer than 32 codes, through a zero-padded buffer.
 template <class Code>
-MIXQ_TARGET_AVX2 inline void quantize_short(const float* x, Code* q, std::ptrdiff_t m, const Vec& v, __m256i zp) {
+MIXQ_TARGET_AVX2 inline void quantize_short(const float* x, Code* q, std::ptrdiff_t m, const Vec v, __m256i zp) {
   alignas(32) float xb[32] = {};
   alignas(32) Code qb[32];
   std::memcpy(xb, x, static_cast<std::size_t>(m) * sizeof(float));

@@ -44,24 +44,24 @@ MIXQ_TARGET_AVX512 inline __m512 round_even(__m512 t) {
 }
 
 // x86 min/max return the second operand for NaN and equal values: scalar clamp_nan exactly.
-MIXQ_TARGET_AVX512 inline __m512 clamp_nan(__m512 r, const Vec& v) {
+MIXQ_TARGET_AVX512 inline __m512 clamp_nan(__m512 r, const Vec v) {
   return _mm512_min_ps(v.hi, _mm512_max_ps(v.lo, r));
 }
 
 // y = fma(c, scale, +0) == (c + 0) * scale bit for bit; as avx2::fake_quant_vec.
-MIXQ_TARGET_AVX512 inline __m512 fake_quant_vec(__m512 x, const Vec& v) {
+MIXQ_TARGET_AVX512 inline __m512 fake_quant_vec(__m512 x, const Vec v) {
   const __m512 c = clamp_nan(round_even(_mm512_mul_ps(x, v.inv)), v);
   return _mm512_fmadd_ps(c, v.scale, _mm512_setzero_ps());
 }
 
-MIXQ_TARGET_AVX512 inline __mmask16 inside_mask(__m512 x, const Vec& v) {
+MIXQ_TARGET_AVX512 inline __mmask16 inside_mask(__m512 x, const Vec v) {
   const __m512 r = round_even(_mm512_mul_ps(x, v.inv));
   return _mm512_cmp_ps_mask(r, v.lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(r, v.hi, _CMP_LE_OQ);
 }
 
 // One row with one parameter set; with stream, y is written with non-temporal stores after a masked head
 // that aligns it to 64 bytes (the caller issues the sfence). As avx2::fake_quant_row.
-MIXQ_TARGET_AVX512 inline void fake_quant_row(const float* x, float* y, std::ptrdiff_t n, const Vec& v,
+MIXQ_TARGET_AVX512 inline void fake_quant_row(const float* x, float* y, std::ptrdiff_t n, const Vec v,
                                               bool stream) {
   std::ptrdiff_t i = 0;
   if (stream) {
@@ -145,7 +145,7 @@ struct LsqParts {
   __mmask16 in, out;
 };
 
-MIXQ_TARGET_AVX512 inline LsqParts lsq_parts(__m512 x, const Vec& v) {
+MIXQ_TARGET_AVX512 inline LsqParts lsq_parts(__m512 x, const Vec v) {
   const __m512 r = round_even(_mm512_mul_ps(x, v.inv));
   const __m512 c = clamp_nan(r, v);
   const __mmask16 in = _mm512_cmp_ps_mask(c, r, _CMP_EQ_OQ);
@@ -239,7 +239,7 @@ MIXQ_TARGET_AVX512 inline void lsq_backward_channels(const float* x, const float
 }
 
 // As avx2::code_vec: clamp in float, NaN -> 0, cvtps2dq (round half to even in the default MXCSR mode).
-MIXQ_TARGET_AVX512 inline __m512i code_vec(__m512 x, const Vec& v, __m512i zp) {
+MIXQ_TARGET_AVX512 inline __m512i code_vec(__m512 x, const Vec v, __m512i zp) {
   const __m512 c = clamp_nan(_mm512_mul_ps(x, v.inv), v);
   const __m512 ordered = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
   return _mm512_add_epi32(_mm512_cvtps_epi32(ordered), zp);

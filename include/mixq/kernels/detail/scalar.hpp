@@ -39,8 +39,9 @@ inline std::ptrdiff_t& stream_bytes() {
   return bytes;
 }
 
-/// SIMD LSQ sums: float fma partial sums over at most kLsqBlock steps per lane, then flushed to double.
-inline constexpr int kLsqBlock = 8;
+/// SIMD LSQ sums: float fma partial sums over at most kLsqBlock steps per lane, then flushed to double
+/// (error bound (kLsqBlock + 1) * 2^-24 * sum |dy * term|, docs/NUMERICS.md).
+inline constexpr int kLsqBlock = 16;
 
 /// Round half to even in the default rounding mode.
 inline float round_even(float t) { return std::nearbyint(t); }
