@@ -678,6 +678,17 @@ TEST(KernelErrors, FakeQuantArguments) {
             "fake_quant: scale must be finite and > 0, got inf");
   EXPECT_NE(error_of([&] { mk::fake_quant(x, y, 4, 1e-40f, 0, -8, 7); }).find("finite reciprocal"),
             std::string::npos);
+  // The reciprocal check is a comparison with kMinScale: it must agree with isfinite(1.0f / scale) around
+  // the threshold and at the ends of the subnormal range.
+  for (std::uint32_t bits : {0x00000001u, 0x001FFFFFu, 0x00200000u, 0x00200001u, 0x00200002u, 0x00200007u,
+                             0x00200008u, 0x00200009u, 0x007FFFFFu, 0x00800000u}) {
+    float s;
+    std::memcpy(&s, &bits, sizeof s);
+    volatile float inv = 1.0f / s;
+    float out[4];
+    const bool throws = error_of([&] { mk::fake_quant(x, out, 4, s, 0, -8, 7); }) != "(no error)";
+    EXPECT_EQ(throws, !std::isfinite(inv)) << "scale bits " << std::hex << bits;
+  }
   EXPECT_EQ(error_of([&] { mk::fake_quant(x, y, 4, 1.0f, 0, 7, 7); }),
             "fake_quant: qmin must be < qmax, got qmin = 7, qmax = 7");
   EXPECT_EQ(error_of([&] { mk::fake_quant(x, y, 4, 1.0f, 9, -8, 7); }),

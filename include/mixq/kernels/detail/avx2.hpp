@@ -314,6 +314,32 @@ MIXQ_TARGET_AVX2 inline void fake_quant_channels(const float* x, float* y, std::
                                                  std::int32_t qmax) {
   const bool stream = outer * channels * inner * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
   ChannelBlock b;
+  if (!stream && inner % 8 == 0) {
+    // Rows of whole vectors (group sizes and channel lengths are usually multiples of 8): no head, no tail.
+    for (std::ptrdiff_t o = 0; o < outer; ++o)
+      for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
+        channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
+        const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
+        for (std::ptrdiff_t c = c0; c < end; ++c) {
+          const Vec v = channel_vec(scales, c, b, c - c0);
+          const float* xr = x + (o * channels + c) * inner;
+          float* yr = y + (o * channels + c) * inner;
+          std::ptrdiff_t i = 0;
+          for (; i + 32 <= inner; i += 32) {
+            const __m256 r0 = fake_quant_vec(_mm256_loadu_ps(xr + i), v);
+            const __m256 r1 = fake_quant_vec(_mm256_loadu_ps(xr + i + 8), v);
+            const __m256 r2 = fake_quant_vec(_mm256_loadu_ps(xr + i + 16), v);
+            const __m256 r3 = fake_quant_vec(_mm256_loadu_ps(xr + i + 24), v);
+            _mm256_storeu_ps(yr + i, r0);
+            _mm256_storeu_ps(yr + i + 8, r1);
+            _mm256_storeu_ps(yr + i + 16, r2);
+            _mm256_storeu_ps(yr + i + 24, r3);
+          }
+          for (; i < inner; i += 8) _mm256_storeu_ps(yr + i, fake_quant_vec(_mm256_loadu_ps(xr + i), v));
+        }
+      }
+    return;
+  }
   for (std::ptrdiff_t o = 0; o < outer; ++o)
     for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
       channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
