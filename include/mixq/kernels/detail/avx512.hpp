@@ -109,9 +109,8 @@ MIXQ_TARGET_AVX512 inline void fake_quant(const float* x, float* y, std::ptrdiff
   if (stream) _mm_sfence();
 }
 
-MIXQ_TARGET_AVX512 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                                   const Params& p) {
-  const Vec v = broadcast(p);
+MIXQ_TARGET_AVX512 inline void fake_quant_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                       const Vec v) {
   std::ptrdiff_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512 a = _mm512_maskz_mov_ps(inside_mask(_mm512_loadu_ps(x + i), v), _mm512_loadu_ps(dy + i));
@@ -125,6 +124,11 @@ MIXQ_TARGET_AVX512 inline void fake_quant_backward(const float* x, const float* 
         _mm512_maskz_mov_ps(inside_mask(_mm512_maskz_loadu_ps(m, x + i), v), _mm512_maskz_loadu_ps(m, dy + i));
     _mm512_mask_storeu_ps(dx + i, m, r);
   }
+}
+
+MIXQ_TARGET_AVX512 inline void fake_quant_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                   const Params& p) {
+  fake_quant_backward_row(x, dy, dx, n, broadcast(p));
 }
 
 MIXQ_TARGET_AVX512 inline void accumulate_products(__m512 a, __m512 b, __m512d* lo, __m512d* hi) {
@@ -161,27 +165,31 @@ MIXQ_TARGET_AVX512 inline void accumulate2(__m512 a, __m512 b, __m512d* lo, __m5
                                          _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1))));
 }
 
-// Sums as avx2::lsq_backward: float fma partial sums over kLsqBlock steps per lane, flushed to double.
-MIXQ_TARGET_AVX512 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
-                                            const Params& p, double* d_scale, double* dy_outside) {
-  const Vec v = broadcast(p);
+// Sums as avx2::lsq_backward: four independent float fma accumulators, at most kLsqBlock steps per lane,
+// added pairwise in float and flushed to double.
+MIXQ_TARGET_AVX512 inline void lsq_step(const float* x, const float* dy, float* dx, const Vec v, __m512* s,
+                                        __m512* o) {
+  const __m512 g = _mm512_loadu_ps(dy);
+  const LsqParts a = lsq_parts(_mm512_loadu_ps(x), v);
+  _mm512_storeu_ps(dx, _mm512_maskz_mov_ps(a.in, g));
+  *s = _mm512_fmadd_ps(g, a.term, *s);
+  *o = _mm512_add_ps(*o, _mm512_maskz_mov_ps(a.out, g));
+}
+
+MIXQ_TARGET_AVX512 inline void lsq_backward_row(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                                const Vec v, double* d_scale, double* dy_outside) {
   __m512d s0 = _mm512_setzero_pd(), s1 = s0, o0 = s0, o1 = s0;
   std::ptrdiff_t i = 0;
-  while (i + 32 <= n) {
-    __m512 sa = _mm512_setzero_ps(), sb = sa, oa = sa, ob = sa;
-    for (std::ptrdiff_t k = 0; k < kLsqBlock && i + 32 <= n; ++k, i += 32) {
-      const __m512 ga = _mm512_loadu_ps(dy + i), gb = _mm512_loadu_ps(dy + i + 16);
-      const LsqParts a = lsq_parts(_mm512_loadu_ps(x + i), v);
-      const LsqParts b = lsq_parts(_mm512_loadu_ps(x + i + 16), v);
-      _mm512_storeu_ps(dx + i, _mm512_maskz_mov_ps(a.in, ga));
-      _mm512_storeu_ps(dx + i + 16, _mm512_maskz_mov_ps(b.in, gb));
-      sa = _mm512_fmadd_ps(ga, a.term, sa);
-      sb = _mm512_fmadd_ps(gb, b.term, sb);
-      oa = _mm512_add_ps(oa, _mm512_maskz_mov_ps(a.out, ga));
-      ob = _mm512_add_ps(ob, _mm512_maskz_mov_ps(b.out, gb));
+  while (i + 64 <= n) {
+    __m512 sa = _mm512_setzero_ps(), sb = sa, sc = sa, sd = sa, oa = sa, ob = sa, oc = sa, od = sa;
+    for (int k = 0; k < kLsqBlock && i + 64 <= n; ++k, i += 64) {
+      lsq_step(x + i, dy + i, dx + i, v, &sa, &oa);
+      lsq_step(x + i + 16, dy + i + 16, dx + i + 16, v, &sb, &ob);
+      lsq_step(x + i + 32, dy + i + 32, dx + i + 32, v, &sc, &oc);
+      lsq_step(x + i + 48, dy + i + 48, dx + i + 48, v, &sd, &od);
     }
-    accumulate2(sa, sb, &s0, &s1);
-    accumulate2(oa, ob, &o0, &o1);
+    accumulate2(_mm512_add_ps(sa, sb), _mm512_add_ps(sc, sd), &s0, &s1);
+    accumulate2(_mm512_add_ps(oa, ob), _mm512_add_ps(oc, od), &o0, &o1);
   }
   for (; i < n; i += 16) {
     // Masked-out lanes load x = 0 and dy = 0: inside (zero_point lies in [qmin, qmax]), contributing 0.
@@ -196,16 +204,32 @@ MIXQ_TARGET_AVX512 inline void lsq_backward(const float* x, const float* dy, flo
   *dy_outside += _mm512_reduce_add_pd(_mm512_add_pd(o0, o1));
 }
 
+MIXQ_TARGET_AVX512 inline void lsq_backward(const float* x, const float* dy, float* dx, std::ptrdiff_t n,
+                                            const Params& p, double* d_scale, double* dy_outside) {
+  lsq_backward_row(x, dy, dx, n, broadcast(p), d_scale, dy_outside);
+}
+
+// Per-channel parameters: avx2::channel_block computes 8 channels' reciprocals and bounds with one vector
+// division (no scalar division per channel or group).
+MIXQ_TARGET_AVX512 inline Vec channel_vec(const float* scales, std::ptrdiff_t c, const avx2::ChannelBlock& b,
+                                          std::ptrdiff_t k) {
+  return {_mm512_set1_ps(scales[c]), _mm512_set1_ps(b.inv[k]), _mm512_set1_ps(b.lo[k]), _mm512_set1_ps(b.hi[k])};
+}
+
 MIXQ_TARGET_AVX512 inline void fake_quant_channels(const float* x, float* y, std::ptrdiff_t outer,
                                                    std::ptrdiff_t channels, std::ptrdiff_t inner,
                                                    const float* scales, const std::int32_t* zero_points,
                                                    std::int32_t qmin, std::int32_t qmax) {
   const bool stream = outer * channels * inner * std::ptrdiff_t(sizeof(float)) >= stream_bytes();
+  avx2::ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
-    for (std::ptrdiff_t c = 0; c < channels; ++c) {
-      const std::ptrdiff_t off = (o * channels + c) * inner;
-      fake_quant_row(x + off, y + off, inner,
-                     broadcast(params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax)), stream);
+    for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
+      avx2::channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
+      const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
+      for (std::ptrdiff_t c = c0; c < end; ++c) {
+        const std::ptrdiff_t off = (o * channels + c) * inner;
+        fake_quant_row(x + off, y + off, inner, avx512::channel_vec(scales, c, b, c - c0), stream);
+      }
     }
   if (stream) _mm_sfence();
 }
@@ -215,11 +239,15 @@ MIXQ_TARGET_AVX512 inline void fake_quant_backward_channels(const float* x, cons
                                                             std::ptrdiff_t inner, const float* scales,
                                                             const std::int32_t* zero_points, std::int32_t qmin,
                                                             std::int32_t qmax) {
+  avx2::ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
-    for (std::ptrdiff_t c = 0; c < channels; ++c) {
-      const std::ptrdiff_t off = (o * channels + c) * inner;
-      fake_quant_backward(x + off, dy + off, dx + off, inner,
-                          params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax));
+    for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
+      avx2::channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
+      const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
+      for (std::ptrdiff_t c = c0; c < end; ++c) {
+        const std::ptrdiff_t off = (o * channels + c) * inner;
+        fake_quant_backward_row(x + off, dy + off, dx + off, inner, avx512::channel_vec(scales, c, b, c - c0));
+      }
     }
 }
 
@@ -229,20 +257,48 @@ MIXQ_TARGET_AVX512 inline void lsq_backward_channels(const float* x, const float
                                                      const std::int32_t* zero_points, std::int32_t qmin,
                                                      std::int32_t qmax, double* d_scale, double* dy_outside) {
   double unused = 0.0;
+  avx2::ChannelBlock b;
   for (std::ptrdiff_t o = 0; o < outer; ++o)
-    for (std::ptrdiff_t c = 0; c < channels; ++c) {
-      const std::ptrdiff_t off = (o * channels + c) * inner;
-      lsq_backward(x + off, dy + off, dx + off, inner,
-                   params(scales[c], zero_points ? zero_points[c] : 0, qmin, qmax), d_scale + c,
-                   dy_outside ? dy_outside + c : &unused);
+    for (std::ptrdiff_t c0 = 0; c0 < channels; c0 += 8) {
+      avx2::channel_block(scales, zero_points, qmin, qmax, c0, channels, &b);
+      const std::ptrdiff_t end = std::min<std::ptrdiff_t>(c0 + 8, channels);
+      for (std::ptrdiff_t c = c0; c < end; ++c) {
+        const std::ptrdiff_t off = (o * channels + c) * inner;
+        lsq_backward_row(x + off, dy + off, dx + off, inner, avx512::channel_vec(scales, c, b, c - c0), d_scale + c,
+                         dy_outside ? dy_outside + c : &unused);
+      }
     }
 }
 
-// As avx2::code_vec: clamp in float, NaN -> 0, cvtps2dq (round half to even in the default MXCSR mode).
+// As avx2::code_vec: clamp in float, cvtps2dq (round half to even in the default MXCSR mode), + zero_point;
+// NaN lanes take the zero point through the add's mask.
 MIXQ_TARGET_AVX512 inline __m512i code_vec(__m512 x, const Vec v, __m512i zp) {
   const __m512 c = clamp_nan(_mm512_mul_ps(x, v.inv), v);
-  const __m512 ordered = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), c);
-  return _mm512_add_epi32(_mm512_cvtps_epi32(ordered), zp);
+  return _mm512_mask_add_epi32(zp, _mm512_cmp_ps_mask(c, c, _CMP_ORD_Q), _mm512_cvtps_epi32(c), zp);
+}
+
+// 8-bit codes, 64 per step, as avx2::quantize8_body: cvtps2dq of the clamped float (NaN -> INT_MIN), packs to
+// int16 (NaN -> -32768, which no code reaches), NaN -> zero point and + zero point in 16-bit lanes (32 per
+// instruction), packs to bytes and one dword permute restores the order (cheaper than four vpmovdb).
+template <class Code>
+MIXQ_TARGET_AVX512 inline std::ptrdiff_t quantize8_body(const float* x, Code* q, std::ptrdiff_t n, const Vec v,
+                                                        std::int32_t zero_point) {
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i nan16 = _mm512_set1_epi16(-32768);
+  const __m512i zp16 = _mm512_set1_epi16(static_cast<short>(zero_point));
+  std::ptrdiff_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i a = _mm512_cvtps_epi32(clamp_nan(_mm512_mul_ps(_mm512_loadu_ps(x + i), v.inv), v));
+    const __m512i b = _mm512_cvtps_epi32(clamp_nan(_mm512_mul_ps(_mm512_loadu_ps(x + i + 16), v.inv), v));
+    const __m512i c = _mm512_cvtps_epi32(clamp_nan(_mm512_mul_ps(_mm512_loadu_ps(x + i + 32), v.inv), v));
+    const __m512i d = _mm512_cvtps_epi32(clamp_nan(_mm512_mul_ps(_mm512_loadu_ps(x + i + 48), v.inv), v));
+    __m512i ab = _mm512_packs_epi32(a, b), cd = _mm512_packs_epi32(c, d);
+    ab = _mm512_mask_add_epi16(zp16, _mm512_cmpneq_epi16_mask(ab, nan16), ab, zp16);
+    cd = _mm512_mask_add_epi16(zp16, _mm512_cmpneq_epi16_mask(cd, nan16), cd, zp16);
+    const __m512i bytes = std::is_same_v<Code, std::uint8_t> ? _mm512_packus_epi16(ab, cd) : _mm512_packs_epi16(ab, cd);
+    _mm512_storeu_si512(q + i, _mm512_permutexvar_epi32(order, bytes));
+  }
+  return i;
 }
 
 // Codes lie in [qmin, qmax], which fits Code, so truncating narrowing (vpmovdb / vpmovdw) is exact.
@@ -259,6 +315,7 @@ MIXQ_TARGET_AVX512 inline void quantize(const float* x, Code* q, std::ptrdiff_t 
   const Vec v = broadcast(p);
   const __m512i zp = _mm512_set1_epi32(p.zero_point);
   std::ptrdiff_t i = 0;
+  if constexpr (sizeof(Code) == 1) i = quantize8_body(x, q, n, v, p.zero_point);
   for (; i + 32 <= n; i += 32) {
     const __m512i a = code_vec(_mm512_loadu_ps(x + i), v, zp);
     const __m512i b = code_vec(_mm512_loadu_ps(x + i + 16), v, zp);
