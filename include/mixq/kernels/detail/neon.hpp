@@ -3,7 +3,7 @@
 /// aarch64 Advanced SIMD (NEON) kernels: 4 floats per vector, baseline on aarch64 so selected at compile
 /// time. Same function set as scalar.hpp and bit-identical to it for every elementwise output. Clamps and
 /// min/max use compare + select (not FMAX/FMIN, whose +-0 and NaN rules differ from the scalar contract).
-/// pack_bits/unpack_bits are the scalar ones (a bit stream is byte-serial work; the other kernels dominate).
+/// pack_bits/unpack_bits merge codes with shift-and-insert (VSLI) and gather bytes with a table lookup.
 
 #include "mixq/kernels/detail/scalar.hpp"
 
@@ -259,7 +259,82 @@ inline void minmax(const float* x, std::ptrdiff_t n, float* min, float* max) {
   *max = b + 0.0f;
 }
 
-using scalar::pack_bits;
-using scalar::unpack_bits;
+// pack_bits / unpack_bits, 16 codes per step with the bit width as a template parameter (shift-and-insert
+// needs constant shifts): codes are merged pairwise 8 -> 16 -> 32 -> 64-bit lanes with VSLI, each 64-bit lane
+// then holds 8 codes in its low `bits` bytes, and a table lookup gathers the 2 * bits valid bytes; one 16-byte
+// store writes them (the next step or the scalar tail overwrites the rest). unpack_bits runs the same steps
+// backwards. The scalar loop finishes the last codes.
+template <int Bits>
+inline void pack_bits_n(const std::uint8_t* codes, std::ptrdiff_t n, std::uint8_t* out) {
+  static_assert(Bits >= 1 && Bits <= 7, "1..7 bits");
+  const std::ptrdiff_t total = n / 8 * Bits + (n % 8 * Bits + 7) / 8;
+  alignas(16) std::uint8_t gather[16];
+  for (int k = 0; k < 16; ++k) gather[k] = static_cast<std::uint8_t>(k < Bits ? k : k < 2 * Bits ? 8 + k - Bits : 0xFF);
+  const uint8x16_t table = vld1q_u8(gather);
+  const uint8x16_t mask = vdupq_n_u8(static_cast<std::uint8_t>((1u << Bits) - 1u));
+  std::ptrdiff_t i = 0;
+  for (; i + 16 <= n && i / 8 * Bits + 16 <= total; i += 16) {
+    const uint16x8_t x = vreinterpretq_u16_u8(vandq_u8(vld1q_u8(codes + i), mask));
+    const uint16x8_t m16 = vsliq_n_u16(vandq_u16(x, vdupq_n_u16(0x00FF)), vshrq_n_u16(x, 8), Bits);
+    const uint32x4_t y = vreinterpretq_u32_u16(m16);
+    const uint32x4_t m32 = vsliq_n_u32(vandq_u32(y, vdupq_n_u32(0xFFFF)), vshrq_n_u32(y, 16), 2 * Bits);
+    const uint64x2_t z = vreinterpretq_u64_u32(m32);
+    const uint64x2_t m64 = vsliq_n_u64(vandq_u64(z, vdupq_n_u64(0xFFFFFFFFull)), vshrq_n_u64(z, 32), 4 * Bits);
+    vst1q_u8(out + i / 8 * Bits, vqtbl1q_u8(vreinterpretq_u8_u64(m64), table));
+  }
+  scalar::pack_bits(codes + i, n - i, Bits, out + i / 8 * Bits);
+}
+
+template <int Bits>
+inline void unpack_bits_n(const std::uint8_t* packed, std::ptrdiff_t n, std::uint8_t* codes, bool sign_extend) {
+  static_assert(Bits >= 1 && Bits <= 7, "1..7 bits");
+  const std::ptrdiff_t total = n / 8 * Bits + (n % 8 * Bits + 7) / 8;
+  alignas(16) std::uint8_t spread[16];
+  for (int k = 0; k < 16; ++k)
+    spread[k] = static_cast<std::uint8_t>(k < Bits ? k : k >= 8 && k < 8 + Bits ? k - 8 + Bits : 0xFF);
+  const uint8x16_t table = vld1q_u8(spread);
+  const uint8x16_t sign = vdupq_n_u8(static_cast<std::uint8_t>(1u << (Bits - 1)));
+  const uint8x16_t xor_sign = sign_extend ? sign : vdupq_n_u8(0);
+  std::ptrdiff_t i = 0;
+  for (; i + 16 <= n && i / 8 * Bits + 16 <= total; i += 16) {
+    const uint64x2_t z = vreinterpretq_u64_u8(vqtbl1q_u8(vld1q_u8(packed + i / 8 * Bits), table));
+    const uint64x2_t m64 =
+        vsliq_n_u64(vandq_u64(z, vdupq_n_u64((1ull << (4 * Bits)) - 1ull)), vshrq_n_u64(z, 4 * Bits), 32);
+    const uint32x4_t y = vreinterpretq_u32_u64(m64);
+    const uint32x4_t m32 = vsliq_n_u32(vandq_u32(y, vdupq_n_u32((1u << (2 * Bits)) - 1u)), vshrq_n_u32(y, 2 * Bits), 16);
+    const uint16x8_t x = vreinterpretq_u16_u32(m32);
+    const uint16x8_t m16 = vsliq_n_u16(vandq_u16(x, vdupq_n_u16((1u << Bits) - 1u)), vshrq_n_u16(x, Bits), 8);
+    const uint8x16_t c = vreinterpretq_u8_u16(m16);
+    vst1q_u8(codes + i, vsubq_u8(veorq_u8(c, xor_sign), xor_sign));
+  }
+  scalar::unpack_bits(packed + i / 8 * Bits, n - i, Bits, codes + i, sign_extend);
+}
+
+inline void pack_bits(const std::uint8_t* codes, std::ptrdiff_t n, int bits, std::uint8_t* out) {
+  switch (bits) {
+    case 1: return pack_bits_n<1>(codes, n, out);
+    case 2: return pack_bits_n<2>(codes, n, out);
+    case 3: return pack_bits_n<3>(codes, n, out);
+    case 4: return pack_bits_n<4>(codes, n, out);
+    case 5: return pack_bits_n<5>(codes, n, out);
+    case 6: return pack_bits_n<6>(codes, n, out);
+    case 7: return pack_bits_n<7>(codes, n, out);
+    default: std::memcpy(out, codes, static_cast<std::size_t>(n));
+  }
+}
+
+inline void unpack_bits(const std::uint8_t* packed, std::ptrdiff_t n, int bits, std::uint8_t* codes,
+                        bool sign_extend) {
+  switch (bits) {
+    case 1: return unpack_bits_n<1>(packed, n, codes, sign_extend);
+    case 2: return unpack_bits_n<2>(packed, n, codes, sign_extend);
+    case 3: return unpack_bits_n<3>(packed, n, codes, sign_extend);
+    case 4: return unpack_bits_n<4>(packed, n, codes, sign_extend);
+    case 5: return unpack_bits_n<5>(packed, n, codes, sign_extend);
+    case 6: return unpack_bits_n<6>(packed, n, codes, sign_extend);
+    case 7: return unpack_bits_n<7>(packed, n, codes, sign_extend);
+    default: scalar::unpack_bits(packed, n, bits, codes, sign_extend);
+  }
+}
 
 }  // namespace mixq::kernels::detail::neon
