@@ -33,7 +33,7 @@ inline float32x4_t clamp_nan(float32x4_t r, const Vec& v) {
 
 inline float32x4_t fake_quant_vec(float32x4_t x, const Vec& v) {
   const float32x4_t c = clamp_nan(vrndnq_f32(vmulq_f32(x, v.inv)), v);
-  return vmulq_f32(vaddq_f32(c, vdupq_n_f32(0.0f)), v.scale);
+  return vfmaq_f32(vdupq_n_f32(0.0f), c, v.scale);  // c * scale + 0, one rounding: (c + 0) * scale bit for bit
 }
 
 inline uint32x4_t inside_mask(float32x4_t x, const Vec& v) {
