@@ -380,7 +380,7 @@ TEST(Sequential, RangesEqualFullPassAndHooksInjectGradients) {
   EXPECT_THROW(m->forward_range(2, 1, x), mixq::error);
 }
 
-TEST(Threads, DeterministicForAThreadCount) {
+TEST(Threads, SameBitsForAnyThreadCount) {
   auto run = [](int threads) {
     nn::set_num_threads(threads);
     auto m = nn::make_resnet();
@@ -400,7 +400,7 @@ TEST(Threads, DeterministicForAThreadCount) {
   };
   const Eigen::VectorXf a = run(2), b = run(2), c = run(1);
   EXPECT_EQ(a, b);
-  EXPECT_LT((a - c).cwiseAbs().maxCoeff(), 1e-3f);
+  EXPECT_EQ(a, c);  // chunk boundaries and reduction order do not depend on the thread count
   EXPECT_THROW(nn::set_num_threads(0), mixq::error);
 }
 

@@ -181,17 +181,25 @@ inline void col2im(const ConvGeometry& g, const float* col, float* dx, float* pa
 }
 
 /// Per-thread scratch of a convolution.
+/// Chunks of images whose weight gradients conv2d_backward sums separately (then in chunk order).
+inline constexpr Index kConvReduceChunks = 8;
+
+/// Scratch of a convolution: per thread (im2col buffers) and per chunk of images (partial gradients).
 struct ConvScratch {
   std::vector<Eigen::VectorXf> col, dcol;  // im2col buffers, kCopySlack floats longer than the matrix
-  std::vector<MatrixRM> dweight;
+  std::vector<MatrixRM> dweight;           // per chunk
   MatrixRM flipped;  // (in, out*k*k): the weight of the transposed convolution (input gradient)
-  std::vector<Eigen::VectorXf> dbias, pad;
+  std::vector<Eigen::VectorXf> dbias, pad;  // per chunk, per thread
+  void ensure_chunks(Index chunks) {
+    if (static_cast<Index>(dweight.size()) < chunks) {
+      dweight.resize(static_cast<std::size_t>(chunks));
+      dbias.resize(static_cast<std::size_t>(chunks));
+    }
+  }
   void ensure(int threads, Index pad_size) {
     if (static_cast<int>(col.size()) < threads) {
       col.resize(threads);
       dcol.resize(threads);
-      dweight.resize(threads);
-      dbias.resize(threads);
       pad.resize(threads);
     }
     for (auto& p : pad)
@@ -286,7 +294,7 @@ inline void conv2d_forward(const ConvGeometry& g, const Tensor& x, const float* 
 }
 
 /// Backward of conv2d_forward: dw += dL/dw, dbias += dL/dbias (if not null), dx = dL/dx (if not null).
-/// Per-thread partial sums are reduced in thread order, so results are deterministic for a thread count.
+/// Partial sums per chunk of images are reduced in chunk order: the result does not depend on the threads.
 inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float* w, const Tensor& dy, float* dw,
                             float* dbias, Tensor* dx, ConvScratch& scratch) {
   const Index N = x.n(), P = g.pixels(), K = g.cols_per_group(), OCg = g.out_per_group();
@@ -306,18 +314,22 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
     tg.in_channels = O;
     tg.out_channels = C;
   }
-  const int T = num_threads();
-  scratch.ensure(T, padded_plane_size(g));
-  for (int t = 0; t < T; ++t) {
-    scratch.dweight[static_cast<std::size_t>(t)].setZero(g.out_channels, K);
-    scratch.dbias[static_cast<std::size_t>(t)].setZero(g.out_channels);
+  // Partial weight and bias gradients per chunk of images, reduced in chunk order: the same bits for any
+  // thread count.
+  const Index chunks = std::min<Index>(N, kConvReduceChunks);
+  scratch.ensure(num_threads(), padded_plane_size(g));
+  scratch.ensure_chunks(chunks);
+  for (Index c = 0; c < chunks; ++c) {
+    scratch.dweight[static_cast<std::size_t>(c)].resize(g.out_channels, K);
+    if (g.depthwise()) scratch.dweight[static_cast<std::size_t>(c)].setZero();
+    scratch.dbias[static_cast<std::size_t>(c)].setZero(g.out_channels);
   }
-  parallel_for(N, [&](Index b, Index e, int t) {
+  parallel_for_chunks(N, chunks, [&](Index b, Index e, Index chunk, int t) {
     const auto ts = static_cast<std::size_t>(t);
     Eigen::VectorXf& col = scratch.col[ts];
     Eigen::VectorXf& dcol = scratch.dcol[ts];
-    MatrixRM& dwt = scratch.dweight[ts];
-    Eigen::VectorXf& dbt = scratch.dbias[ts];
+    MatrixRM& dwt = scratch.dweight[static_cast<std::size_t>(chunk)];
+    Eigen::VectorXf& dbt = scratch.dbias[static_cast<std::size_t>(chunk)];
     float* pad = scratch.pad[ts].data();
     for (Index n = b; n < e; ++n) {
       const float* xn = x.ptr() + n * in_size;
@@ -338,7 +350,10 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
       }
       for (Index gr = 0; gr < g.groups; ++gr) {
         ConstMapRM dyg(dyn + gr * OCg * P, OCg, P);
-        dwt.middleRows(gr * OCg, OCg).noalias() += dyg * ConstMapRM(cp + gr * K * P, K, P).transpose();
+        if (n == b)  // the chunk's first image initialises its partial sum
+          dwt.middleRows(gr * OCg, OCg).noalias() = dyg * ConstMapRM(cp + gr * K * P, K, P).transpose();
+        else
+          dwt.middleRows(gr * OCg, OCg).noalias() += dyg * ConstMapRM(cp + gr * K * P, K, P).transpose();
       }
       if (!dxn) continue;
       if (transposed) {
@@ -359,10 +374,11 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
     }
   });
   Eigen::Map<Eigen::VectorXf> dwm(dw, wsize);
-  for (int t = 0; t < T; ++t) dwm += Eigen::Map<const Eigen::VectorXf>(scratch.dweight[static_cast<std::size_t>(t)].data(), wsize);
+  for (Index c = 0; c < chunks; ++c)
+    dwm += Eigen::Map<const Eigen::VectorXf>(scratch.dweight[static_cast<std::size_t>(c)].data(), wsize);
   if (dbias) {
     Eigen::Map<Eigen::VectorXf> dbm(dbias, g.out_channels);
-    for (int t = 0; t < T; ++t) dbm += scratch.dbias[static_cast<std::size_t>(t)];
+    for (Index c = 0; c < chunks; ++c) dbm += scratch.dbias[static_cast<std::size_t>(c)];
   }
 }
 

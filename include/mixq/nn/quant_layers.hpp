@@ -124,13 +124,14 @@ class LsqQuantizer {
     const std::int32_t lo = qmin(bits), hi = qmax(bits);
     const double g = 1.0 / std::sqrt(static_cast<double>(elements_per_step) * static_cast<double>(hi));
     if (channels_ == 1) {
-      const int T = num_threads();
-      std::vector<double> part(static_cast<std::size_t>(T), 0.0);
+      // One partial sum per chunk, added in chunk order: the same bits for any thread count.
+      part_.assign(static_cast<std::size_t>(std::min(outer, kParallelChunks)), 0.0);
       const Index per = inner * channels_;
-      parallel_for(outer, [&](Index b, Index e, int t) {
-        part[static_cast<std::size_t>(t)] =
+      parallel_for_chunks(outer, kParallelChunks, [&](Index b, Index e, Index chunk, int) {
+        part_[static_cast<std::size_t>(chunk)] =
             kernels::lsq_backward(x + b * per, dy + b * per, dx + b * per, (e - b) * per, s.value[0], 0, lo, hi, nullptr);
       });
+      const std::vector<double>& part = part_;
       double d = 0;
       for (double p : part) d += p;
       s.grad[0] += static_cast<float>(d * g);
@@ -155,7 +156,7 @@ class LsqQuantizer {
   Index channels_ = 1;
   std::vector<int> bits_;
   std::map<int, Parameter> steps_;
-  std::vector<double> dscale_;
+  std::vector<double> dscale_, part_;
   StepInit init_ = StepInit::lsq;
 };
 

@@ -1,10 +1,13 @@
 #pragma once
 /// @file
 /// Tensors and parameters of the nn layer: dense float storage in an Eigen vector with a row-major NCHW shape,
-/// and a small deterministic thread pool used by the layers.
+/// and a small thread pool used by the layers (dynamic scheduling of fixed chunks: results independent of the
+/// thread count).
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -88,10 +91,15 @@ struct Parameter {
 
 namespace detail {
 
-/// A fixed pool of worker threads. run(tasks, fn) calls fn(task) for task in [0, tasks) with a static,
-/// deterministic partition: thread t handles a contiguous range of tasks. The calling thread is thread 0.
+/// A fixed pool of worker threads. run(tasks, chunks, fn) splits [0, tasks) into `chunks` contiguous chunks
+/// with fixed boundaries (chunk c is [tasks * c / chunks, tasks * (c + 1) / chunks)) and hands them out
+/// dynamically: each thread, the caller included (thread 0), takes the next chunk until none is left. A thread
+/// that the OS does not schedule for a while (a shared machine) delays the others by one chunk at most, and
+/// results that depend on chunk boundaries only are independent of the thread count.
 class ThreadPool {
  public:
+  using Fn = std::function<void(Index, Index, Index, int)>;  // (begin, end, chunk, thread)
+
   explicit ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
     for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { loop(t); });
   }
@@ -109,36 +117,42 @@ class ThreadPool {
 
   int threads() const { return threads_; }
 
-  /// Runs fn(begin, end, thread) over the contiguous range of tasks of each thread; returns when all are done.
-  void run(Index tasks, const std::function<void(Index, Index, int)>& fn) {
-    if (threads_ == 1 || tasks <= 1) {
-      if (tasks > 0) fn(0, tasks, 0);
+  /// Runs fn(begin, end, chunk, thread) for every chunk; returns when all are done.
+  void run(Index tasks, Index chunks, const Fn& fn) {
+    if (tasks <= 0) return;
+    if (threads_ == 1 || chunks <= 1) {
+      for (Index c = 0; c < chunks; ++c) fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, 0);
       return;
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
       tasks_ = tasks;
+      chunks_ = chunks;
+      next_.store(0, std::memory_order_relaxed);
       pending_ = threads_ - 1;
       ++generation_;
     }
     cv_.notify_all();
-    const auto [b, e] = range(0, tasks);
-    if (b < e) fn(b, e, 0);
+    work(fn, tasks, chunks, 0);
     std::unique_lock<std::mutex> lock(mutex_);
     done_cv_.wait(lock, [this] { return pending_ == 0; });
     fn_ = nullptr;
   }
 
  private:
-  std::pair<Index, Index> range(int t, Index tasks) const {
-    return {tasks * t / threads_, tasks * (t + 1) / threads_};
+  void work(const Fn& fn, Index tasks, Index chunks, int t) {
+    for (;;) {
+      const Index c = next_.fetch_add(1, std::memory_order_relaxed);
+      if (c >= chunks) return;
+      fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, t);
+    }
   }
   void loop(int t) {
     std::uint64_t seen = 0;
     for (;;) {
-      const std::function<void(Index, Index, int)>* fn;
-      Index tasks;
+      const Fn* fn;
+      Index tasks, chunks;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         cv_.wait(lock, [&] { return generation_ != seen; });
@@ -146,9 +160,9 @@ class ThreadPool {
         if (stop_) return;
         fn = fn_;
         tasks = tasks_;
+        chunks = chunks_;
       }
-      const auto [b, e] = range(t, tasks);
-      if (b < e) (*fn)(b, e, t);
+      work(*fn, tasks, chunks, t);
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (--pending_ == 0) done_cv_.notify_one();
@@ -160,8 +174,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(Index, Index, int)>* fn_ = nullptr;
-  Index tasks_ = 0;
+  const Fn* fn_ = nullptr;
+  Index tasks_ = 0, chunks_ = 0;
+  std::atomic<Index> next_{0};
   int pending_ = 0;
   std::uint64_t generation_ = 0;
   bool stop_ = false;
@@ -174,8 +189,9 @@ inline std::unique_ptr<ThreadPool>& thread_pool_slot() {
 
 }  // namespace detail
 
-/// Sets the number of threads the nn layers use (default 1). Results are deterministic for a fixed count;
-/// different counts may differ in the last bits (reduction order). Not thread-safe: call between steps.
+/// Sets the number of threads the nn layers use (default 1). Results do not depend on the count: loops are
+/// split into chunks fixed by their size, and partial sums are reduced in chunk order. Not thread-safe: call
+/// between steps.
 inline void set_num_threads(int threads) {
   if (threads < 1) mixq::detail::fail("set_num_threads: threads must be >= 1, got ", threads);
   auto& slot = detail::thread_pool_slot();
@@ -190,14 +206,26 @@ inline int num_threads() {
   return slot ? slot->threads() : 1;
 }
 
-/// Calls fn(begin, end, thread) over a static partition of [0, tasks) into num_threads() contiguous ranges.
-inline void parallel_for(Index tasks, const std::function<void(Index, Index, int)>& fn) {
+/// Chunks parallel_for splits a loop into (fewer when there are fewer tasks), whatever the thread count.
+inline constexpr Index kParallelChunks = 16;
+
+/// Calls fn(begin, end, chunk, thread) for each of `chunks` contiguous chunks of [0, tasks) (boundaries fixed by
+/// tasks and chunks only), spread over num_threads() threads. `thread` indexes per-thread scratch; `chunk`
+/// indexes partial results, so reducing them in chunk order gives the same bits for any thread count.
+inline void parallel_for_chunks(Index tasks, Index chunks, const detail::ThreadPool::Fn& fn) {
+  chunks = std::max<Index>(1, std::min(chunks, tasks));
   auto& slot = detail::thread_pool_slot();
   if (!slot) {
-    if (tasks > 0) fn(0, tasks, 0);
+    for (Index c = 0; c < chunks && tasks > 0; ++c) fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, 0);
     return;
   }
-  slot->run(tasks, fn);
+  slot->run(tasks, chunks, fn);
+}
+
+/// Calls fn(begin, end, thread) over contiguous chunks of [0, tasks) (at most kParallelChunks, fixed
+/// boundaries), spread dynamically over num_threads() threads; a thread may get several chunks.
+inline void parallel_for(Index tasks, const std::function<void(Index, Index, int)>& fn) {
+  parallel_for_chunks(tasks, kParallelChunks, [&fn](Index b, Index e, Index, int t) { fn(b, e, t); });
 }
 
 }  // namespace mixq::nn
