@@ -232,7 +232,15 @@ class Engine {
   double lambda_ = 0.0;
   std::vector<int> hull_pos_;           // LP integer part: hull index per group
 
-  double tol() const { return opt_.relative_tolerance * std::max(1.0, std::fabs(ub_ + const_cost_)); }
+  // Pruning: a node whose bound (without const_cost_) is >= cut_ cannot hold a solution cheaper than
+  // min(incumbent, threshold) - tol, tol = relative_tolerance * max(1, |min(incumbent, threshold)|).
+  double thr_ = std::numeric_limits<double>::infinity();  // threshold of the current attempt (with const)
+  double cut_ = std::numeric_limits<double>::infinity();
+  void update_cut() {
+    const double lim = std::min(ub_ + const_cost_, thr_);
+    cut_ = std::isfinite(lim) ? lim - opt_.relative_tolerance * std::max(1.0, std::fabs(lim)) - const_cost_
+                              : std::numeric_limits<double>::infinity();
+  }
   double use_k(int j, int k) const { return static_cast<double>(cp_.use[static_cast<std::size_t>(j * K_ + k)]); }
   std::int64_t iuse(int j, int k) const { return cp_.use[static_cast<std::size_t>(j * K_ + k)]; }
 
@@ -278,6 +286,7 @@ class Engine {
 
   void fold_constants() {
     const int G = cp_.groups();
+    const double ub_abs = ub_ + const_cost_;
     free_.clear();
     fixed_choice_.assign(static_cast<std::size_t>(G), -1);
     const_cost_ = 0.0;
@@ -292,11 +301,14 @@ class Engine {
         free_.push_back(g);
       }
     }
+    ub_ = ub_abs - const_cost_;
+    update_cut();
   }
 
   // Surrogate LP over the free groups with weights w. Returns the bound (without const_cost_), +inf when the
   // surrogate is infeasible. Fills s_, hull_, seg_ (sorted), lambda_, hull_pos_.
-  double build_lp(const std::vector<double>& w) {
+  // value_only: only the bound is needed (multiplier search): a weighted selection replaces the sort.
+  double build_lp(const std::vector<double>& w, bool value_only = false) {
     w_ = w;
     R_ = 0.0;
     for (int k = 0; k < K_; ++k) R_ += w[static_cast<std::size_t>(k)] * static_cast<double>(rb_[static_cast<std::size_t>(k)]);
@@ -339,6 +351,7 @@ class Engine {
         seg_.push_back(Segment{gain / ds, ds, gain, g, static_cast<int>(i)});
       }
     }
+    if (value_only) return greedy_value(base_s, base_c);
     std::sort(seg_.begin(), seg_.end(), [](const Segment& a, const Segment& b) {
       if (a.eff != b.eff) return a.eff > b.eff;
       if (a.group != b.group) return a.group < b.group;
@@ -364,6 +377,37 @@ class Engine {
     return value;
   }
 
+  // The greedy LP value over the unsorted segments by weighted quickselect (expected linear time).
+  double greedy_value(double base_s, double base_c) {
+    double r = R_ - base_s;
+    if (r < -s_tol()) return std::numeric_limits<double>::infinity();
+    r = std::max(r, 0.0);
+    double value = base_c;
+    std::size_t lo = 0, hi = seg_.size();
+    const auto by_eff = [](const Segment& a, const Segment& b) { return a.eff > b.eff; };
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      std::nth_element(seg_.begin() + static_cast<std::ptrdiff_t>(lo), seg_.begin() + static_cast<std::ptrdiff_t>(mid),
+                       seg_.begin() + static_cast<std::ptrdiff_t>(hi), by_eff);
+      double ds = 0.0, gain = 0.0;
+      for (std::size_t i = lo; i < mid; ++i) {
+        ds += seg_[i].ds;
+        gain += seg_[i].gain;
+      }
+      if (ds > r) {
+        hi = mid;
+        continue;
+      }
+      r -= ds;
+      value -= gain;
+      if (seg_[mid].ds > r) return value - seg_[mid].gain * (r / seg_[mid].ds);
+      r -= seg_[mid].ds;
+      value -= seg_[mid].gain;
+      lo = mid + 1;
+    }
+    return value;
+  }
+
   double s_tol() const { return 1e-9 * (std::fabs(R_) + 1.0); }
 
   bool feasible(const std::vector<int>& choice, double& cost) const {
@@ -384,6 +428,7 @@ class Engine {
     if (c < ub_) {
       ub_ = c;
       inc_ = choice;
+      update_cut();
     }
   }
 
@@ -511,18 +556,18 @@ class Engine {
     }
     return m;
   }
-  double eval_weights(const std::vector<double>& ph) {
+  double eval_weights(const std::vector<double>& ph, bool value_only = true) {
     const std::vector<double> mu = mu_of(ph);
     std::vector<double> w(static_cast<std::size_t>(K_));
     for (int k = 0; k < K_; ++k)
       w[static_cast<std::size_t>(k)] =
           mu[static_cast<std::size_t>(k)] / static_cast<double>(std::max<std::int64_t>(rb_[static_cast<std::size_t>(k)], 1));
-    return build_lp(w);
+    return build_lp(w, value_only);
   }
   double choose_weights(bool search) {
     const double half_pi = 1.5707963267948966;
     if (phi_.size() != static_cast<std::size_t>(K_)) phi_.assign(static_cast<std::size_t>(K_), half_pi / 2);
-    if (K_ == 1 || !search) return eval_weights(phi_);
+    if (K_ == 1 || !search) return eval_weights(phi_, false);
     double best = eval_weights(phi_);
     if (std::isinf(best)) return best;
     const int passes = K_ == 2 ? 1 : 2;
@@ -559,7 +604,7 @@ class Engine {
         }
       }
     }
-    return eval_weights(phi_);
+    return eval_weights(phi_, false);
   }
 
   // ---- branch and bound ----
@@ -597,6 +642,7 @@ class Engine {
   }
 
   bool dp_infeasible_ = false;
+  bool dp_small_ = false;
   int dp_row0_ = -1;  // the DP row, chosen once (smallest excess) and kept across rounds
   std::vector<double> lambda0_;  // per row: lambda * w of the first surrogate LP
 
@@ -604,10 +650,12 @@ class Engine {
     dp_row_ = -1;
     dp_infeasible_ = false;
     const std::int64_t nf = static_cast<std::int64_t>(order_.size());
-    // exact when the table has at most 2^22 entries; otherwise ~2^18 entries: the row's uses are divided by a
-    // coarser unit (at most 64 gcds) and rounded down, which relaxes the row (every feasible choice still fits),
-    // so the bound stays valid
-    const std::int64_t cells = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / (nf + 1));
+    // A coarser unit (at most 64 gcds; the row's uses divided by it and rounded down) relaxes the row (every
+    // feasible choice still fits), so the bound stays valid.
+    // Before the threshold attempts (dp_small_): exact tables of at most 2^16 entries only; in the attempts
+    // (after stronger fixing) exact up to 2^20 entries, else ~2^17 entries with a coarser unit
+    const int lx = dp_small_ ? 16 : 20, lc = dp_small_ ? 14 : 17, mf = dp_small_ ? 1 : 64;
+    const std::int64_t cells = std::max<std::int64_t>(16, (std::int64_t{1} << lc) / (nf + 1));
     std::int64_t best_f = std::numeric_limits<std::int64_t>::max(), best_e = 0, best_g = 1;
     for (int k = 0; k < K_; ++k) {
       std::int64_t g = 0, summin = 0;
@@ -624,8 +672,8 @@ class Engine {
       }
       if (g == 0) continue;
       const std::int64_t e = (rb_[static_cast<std::size_t>(k)] - summin) / g;
-      const std::int64_t f = (e + 1) * (nf + 1) <= (std::int64_t{1} << 22) ? 1 : (e + cells - 1) / (cells - 1);
-      if (f > 64) continue;  // too coarse to help
+      const std::int64_t f = (e + 1) * (nf + 1) <= (std::int64_t{1} << lx) ? 1 : (e + cells - 1) / (cells - 1);
+      if (f > mf) continue;  // too coarse to help
       if ((dp_row0_ < 0 || dp_row0_ == k) && (f < best_f || (f == best_f && e / f < best_e))) {
         best_f = f;
         best_e = (rb_[static_cast<std::size_t>(k)] - summin) / (g * f);
@@ -698,9 +746,9 @@ class Engine {
 
   // Reduced-cost fixing; returns true if some option was removed.
   bool reduced_cost_fixing() {
-    if (!std::isfinite(ub_)) return false;
+    if (!std::isfinite(cut_)) return false;
     bool changed = false;
-    const double limit = ub_ - tol();
+    const double limit = cut_;
     for (int g : free_) {
       std::vector<int>& a = act_[static_cast<std::size_t>(g)];
       const std::size_t before = a.size();
@@ -772,11 +820,12 @@ class Engine {
   double dp_root() const { return table_[static_cast<std::size_t>(dp_excess_)] - dp_L0_; }
 
   // Removes every option whose DP-relaxation bound with the option forced is >= incumbent - tol.
-  bool dp_fixing() {
-    if (dp_row_ < 0 || !std::isfinite(ub_)) return false;
+  // Sets empty when a class loses every option (then nothing cheaper than the cutoff exists).
+  bool dp_fixing(bool& empty) {
+    if (dp_row_ < 0 || !std::isfinite(cut_)) return false;
     build_forward();
     const std::int64_t E = dp_excess_;
-    const double limit = ub_ - tol() + dp_L0_;
+    const double limit = cut_ + dp_L0_;
     bool changed = false;
     for (std::size_t d = 0; d < order_.size(); ++d) {
       const int grp = order_[d];
@@ -793,7 +842,10 @@ class Engine {
                 return v + best >= limit;
               }),
               a.end());
-      if (a.empty()) a.push_back(inc_[static_cast<std::size_t>(grp)]);  // cannot happen unless proven; keep valid
+      if (a.empty()) {
+        empty = true;
+        return changed;
+      }
       if (a.size() != before) changed = true;
     }
     return changed;
@@ -846,6 +898,7 @@ class Engine {
         ub_ = cost;
         inc_ = fixed_choice_;
         for (int g : free_) inc_[static_cast<std::size_t>(g)] = choice_[static_cast<std::size_t>(g)];
+        update_cut();
       }
       return;
     }
@@ -856,7 +909,7 @@ class Engine {
     cand.clear();
     for (int j : sorted_[static_cast<std::size_t>(g)]) {
       const double dj = delta_[static_cast<std::size_t>(j)];
-      if (lag_ + dsum + dj >= ub_ - tol()) break;
+      if (lag_ + dsum + dj >= cut_) break;
       bool ok = true;
       for (int k = 0; k < K_ && ok; ++k)
         ok = used_[static_cast<std::size_t>(k)] + iuse(j, k) + smin[k] <= rb_[static_cast<std::size_t>(k)];
@@ -869,17 +922,17 @@ class Engine {
           if (rem < 0) continue;
           lb = nc + table_[static_cast<std::size_t>(static_cast<std::int64_t>(d + 1) * (dp_excess_ + 1) + rem)] -
                (dp_L0_ - pen - dp_pen_[static_cast<std::size_t>(j)]);
-          if (lb >= ub_ - tol()) continue;
+          if (lb >= cut_) continue;
         }
         lb = std::max(lb, nc + node_lp(d + 1, R_ - sur - s_[static_cast<std::size_t>(j)]));
       }
-      if (lb >= ub_ - tol()) continue;
+      if (lb >= cut_) continue;
       cand.emplace_back(lb, j);
     }
     std::sort(cand.begin(), cand.end());
     for (std::size_t i = 0; i < cand.size(); ++i) {
       const auto [lb, j] = cand_[static_cast<std::size_t>(d)][i];
-      if (lb >= ub_ - tol()) break;
+      if (lb >= cut_) break;
       for (int k = 0; k < K_; ++k) used_[static_cast<std::size_t>(k)] += iuse(j, k);
       choice_[static_cast<std::size_t>(g)] = j;
       const std::int64_t du = dp_row_ >= 0 ? dp_units_[static_cast<std::size_t>(j)] : 0;
@@ -893,8 +946,10 @@ class Engine {
     remove_group(g, 1.0);
   }
 
+  bool dp_current_ = false;  // order_ and the DP table match act_ (built in the last root round, nothing fixed since)
+
   void branch_and_bound() {
-    set_order();
+    if (!dp_current_) set_order();
     sorted_.assign(static_cast<std::size_t>(cp_.groups()), {});
     for (int g : free_) {
       std::vector<int>& v = sorted_[static_cast<std::size_t>(g)];
@@ -929,13 +984,53 @@ class Engine {
     choice_.assign(static_cast<std::size_t>(cp_.groups()), -1);
     used_.assign(static_cast<std::size_t>(K_), 0);
     cand_.assign(static_cast<std::size_t>(nf), {});
-    build_dp_table();
+    if (!dp_current_) build_dp_table();
     e_used_ = 0;
     dfs(0, 0.0, 0.0, 0.0, 0.0);
   }
 
+  // Root fixing rounds under the current cutoff: surrogate LP, reduced-cost fixing, DP bound and DP fixing, row
+  // filtering. Returns true when nothing cheaper than the cutoff is left (the attempt is then complete).
+  double round0_bound_ = 0.0;  // bound of round 0 of the last root_rounds (with const)
+  int max_rounds_ = 4;
+  bool root_rounds(bool first) {
+    dp_current_ = false;
+    for (int round = 0;; ++round) {
+      if (free_.empty()) {
+        offer(fixed_choice_);
+        return true;
+      }
+      const double lp = choose_weights(false);
+      if (std::isinf(lp)) return true;  // the surrogate is infeasible: nothing cheaper than the incumbent exists
+      lagrangian();
+      if (round == 0) round0_bound_ = std::max(lp, lag_) + const_cost_;
+      if (std::max(lp, lag_) >= cut_) return true;
+      bool changed = reduced_cost_fixing();
+      set_order();
+      build_dp_table();
+      if (dp_infeasible_) return true;
+      if (dp_row_ >= 0) {
+        if (round == 0) {
+          if (first) heuristic_from(dp_path());
+          round0_bound_ = std::max(round0_bound_, dp_root() + const_cost_);
+        }
+        if (dp_root() >= cut_) return true;
+        bool empty = false;
+        changed = dp_fixing(empty) || changed;
+        if (empty) return true;
+      }
+      dp_current_ = !changed;
+      if (round == max_rounds_ - 1 || !changed) return false;
+      // the fixed problem keeps every solution cheaper than the cutoff
+      std::int64_t unused = 0;
+      if (row_filter(unused) >= 0) return true;
+      fold_constants();
+    }
+  }
+
   Solution run_impl(const std::vector<int>* warm) {
     const int G = cp_.groups();
+    const double inf = std::numeric_limits<double>::infinity();
     act_.assign(static_cast<std::size_t>(G), {});
     for (int g = 0; g < G; ++g)
       for (int j = cp_.begin[static_cast<std::size_t>(g)]; j < cp_.begin[static_cast<std::size_t>(g) + 1]; ++j)
@@ -944,53 +1039,67 @@ class Engine {
     const int bad = row_filter(min_use);
     if (bad >= 0) return min_use >= 0 ? infeasible(bad, min_use) : infeasible(-1, 0);
     fold_constants();
-    if (warm && static_cast<int>(warm->size()) == G) {
-      ub_ = std::numeric_limits<double>::infinity();
-      offer(*warm);
-    }
-    double root = 0.0;
+    if (warm && static_cast<int>(warm->size()) == G) offer(*warm);
+    double root = -inf;  // proven lower bound (with const)
     bool proven = false;
-    for (int round = 0;; ++round) {
-      if (free_.empty()) {
-        offer(fixed_choice_);
-        proven = true;
-        break;
+    if (free_.empty()) {
+      offer(fixed_choice_);
+      proven = true;
+    } else {
+      const double lp = choose_weights(true);
+      if (std::isinf(lp)) {
+        proven = true;  // the surrogate is infeasible: no solution better than the incumbent exists
+      } else {
+        heuristic();
+        lagrangian();
+        root = std::max(lp, lag_) + const_cost_;
+        proven = root - const_cost_ >= cut_;
       }
-      root = choose_weights(round == 0);
-      if (std::isinf(root)) {
-        // the surrogate is infeasible: no solution better than the incumbent exists
-        proven = true;
-        break;
+    }
+    if (!proven) {
+      // root fixing against the incumbent: the fixed problem keeps every solution cheaper than the incumbent
+      dp_small_ = true;
+      proven = root_rounds(true);
+      dp_small_ = false;
+      if (!proven) root = std::max(root, std::min(round0_bound_, ub_ + const_cost_));
+    }
+    if (!proven) {
+      // Attempts with rising thresholds T (iterative deepening on the bound): an attempt searches only for
+      // solutions cheaper than min(incumbent, T), so fixing and pruning are much stronger while T is close to the
+      // root bound. An attempt that ends with incumbent <= T has searched everything below the incumbent (optimal);
+      // otherwise it proved that no solution is cheaper than T - tol, and the next attempt uses a larger T. The
+      // last attempt has T = +inf (the plain search).
+      const std::vector<std::vector<int>> act0 = act_;
+      const std::vector<int> free0 = free_, fixed0 = fixed_choice_;
+      const std::vector<std::int64_t> rb0 = rb_;
+      const double const0 = const_cost_;
+      std::vector<double> thresholds;
+      const double gap = ub_ + const_cost_ - root;
+      for (double f : threshold_fractions()) thresholds.push_back(root + gap * f);
+      thresholds.push_back(inf);
+      for (std::size_t a = 0; a < thresholds.size(); ++a) {
+        thr_ = thresholds[a];
+        if (std::isfinite(thr_) && thr_ >= ub_ + const_cost_) continue;  // not below the incumbent
+        const double ub_abs = ub_ + const_cost_;
+        act_ = act0;
+        free_ = free0;
+        fixed_choice_ = fixed0;
+        rb_ = rb0;
+        const_cost_ = const0;
+        ub_ = ub_abs - const_cost_;
+        update_cut();
+        if (!root_rounds(false)) branch_and_bound();
+        if (aborted_ || ub_ + const_cost_ <= thr_) break;
+        root = std::max(root, thr_ - opt_.relative_tolerance * std::max(1.0, std::fabs(thr_)));
       }
-      if (round == 0) heuristic();
-      lagrangian();
-      if (std::isfinite(ub_) && std::max(root, lag_) >= ub_ - tol()) { proven = true; break; }
-      bool changed = reduced_cost_fixing();
-      set_order();
-      build_dp_table();
-      if (dp_infeasible_) { proven = true; break; }
-      if (dp_row_ >= 0) {
-        if (round == 0) heuristic_from(dp_path());
-            root = std::max(root, dp_root());
-        if (std::isfinite(ub_) && root >= ub_ - tol()) { proven = true; break; }
-        changed = dp_fixing() || changed;
-      }
-      if (round == 3 || !changed) break;
-      // the fixed problem keeps every solution better than the incumbent
-      std::vector<int> inc = inc_;
-      const double ub = ub_ + const_cost_;
-      std::int64_t unused = 0;
-      if (row_filter(unused) >= 0) { proven = true; break; }
-      fold_constants();
-      ub_ = ub - const_cost_;
-      inc_ = std::move(inc);
+      thr_ = inf;
+      update_cut();
     }
     Solution s;
-    if (!proven) branch_and_bound();
     if (!std::isfinite(ub_)) {
       if (aborted_) {
         s.status = Status::unknown;
-        s.bound = root + const_cost_;
+        s.bound = root;
         return s;
       }
       return infeasible(-1, 0);  // joint infeasibility: analysed by the caller
@@ -998,10 +1107,13 @@ class Engine {
     best_choice = inc_;
     s.status = aborted_ ? Status::feasible : Status::optimal;
     s.objective = ub_ + const_cost_;
-    s.bound = aborted_ ? std::min(root, ub_) + const_cost_ : s.objective;
+    s.bound = aborted_ ? std::min(root, s.objective) : s.objective;
     s.gap = s.objective - s.bound;
     return s;
   }
+
+  // Thresholds of the attempts, as fractions of the gap between the root bound and the first incumbent.
+  static std::vector<double> threshold_fractions() { return {0.25, 0.5}; }
 };
 
 /// Solves one budget vector of a compiled problem; choice is filled per group. Handles joint infeasibility by
