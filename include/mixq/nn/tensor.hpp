@@ -93,9 +93,10 @@ namespace detail {
 
 /// A fixed pool of worker threads. run(tasks, chunks, fn) splits [0, tasks) into `chunks` contiguous chunks
 /// with fixed boundaries (chunk c is [tasks * c / chunks, tasks * (c + 1) / chunks)) and hands them out
-/// dynamically: each thread, the caller included (thread 0), takes the next chunk until none is left. A thread
-/// that the OS does not schedule for a while (a shared machine) delays the others by one chunk at most, and
-/// results that depend on chunk boundaries only are independent of the thread count.
+/// dynamically: each thread, the caller included (thread 0), claims the next chunk until none is left, and run
+/// returns as soon as every chunk is done. A worker that the OS has not scheduled yet (a shared machine) delays
+/// nothing: the threads that run take its chunks. Results that depend on chunk boundaries only are
+/// independent of the thread count.
 class ThreadPool {
  public:
   using Fn = std::function<void(Index, Index, Index, int)>;  // (begin, end, chunk, thread)
@@ -124,28 +125,40 @@ class ThreadPool {
       for (Index c = 0; c < chunks; ++c) fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, 0);
       return;
     }
+    std::uint64_t gen;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
       tasks_ = tasks;
       chunks_ = chunks;
-      next_.store(0, std::memory_order_relaxed);
-      pending_ = threads_ - 1;
-      ++generation_;
+      gen = ++generation_;
+      done_.store(0, std::memory_order_relaxed);
+      ticket_.store(gen << 32, std::memory_order_release);
     }
     cv_.notify_all();
-    work(fn, tasks, chunks, 0);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_cv_.wait(lock, [this] { return pending_ == 0; });
-    fn_ = nullptr;
+    work(fn, tasks, chunks, gen, 0);
+    if (done_.load(std::memory_order_acquire) != chunks) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_cv_.wait(lock, [&] { return done_.load(std::memory_order_acquire) == chunks; });
+    }
   }
 
  private:
-  void work(const Fn& fn, Index tasks, Index chunks, int t) {
+  // Claims chunks of run `gen` (the ticket holds the generation in its high 32 bits and the next chunk in its
+  // low 32 bits, so a late worker can never claim a chunk of a later run with the function of an earlier one).
+  void work(const Fn& fn, Index tasks, Index chunks, std::uint64_t gen, int t) {
+    std::uint64_t ticket = ticket_.load(std::memory_order_acquire);
     for (;;) {
-      const Index c = next_.fetch_add(1, std::memory_order_relaxed);
+      if ((ticket >> 32) != (gen & 0xffffffffu)) return;
+      const auto c = static_cast<Index>(ticket & 0xffffffffu);
       if (c >= chunks) return;
+      if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) continue;
       fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, t);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+        { std::lock_guard<std::mutex> lock(mutex_); }
+        done_cv_.notify_one();
+      }
+      ticket = ticket_.load(std::memory_order_acquire);
     }
   }
   void loop(int t) {
@@ -153,20 +166,17 @@ class ThreadPool {
     for (;;) {
       const Fn* fn;
       Index tasks, chunks;
+      std::uint64_t gen;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         cv_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
+        seen = gen = generation_;
         if (stop_) return;
         fn = fn_;
         tasks = tasks_;
         chunks = chunks_;
       }
-      work(*fn, tasks, chunks, t);
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (--pending_ == 0) done_cv_.notify_one();
-      }
+      work(*fn, tasks, chunks, gen, t);
     }
   }
 
@@ -176,8 +186,8 @@ class ThreadPool {
   std::condition_variable cv_, done_cv_;
   const Fn* fn_ = nullptr;
   Index tasks_ = 0, chunks_ = 0;
-  std::atomic<Index> next_{0};
-  int pending_ = 0;
+  std::atomic<std::uint64_t> ticket_{0};
+  std::atomic<Index> done_{0};
   std::uint64_t generation_ = 0;
   bool stop_ = false;
 };
