@@ -4,7 +4,8 @@
 //   3. LIMPQ search (exact solver, alpha = 2, wired points forbidden) at the BitOps of uniform W2A2, W3A3, W4A4,
 //   4. baselines at the same budgets: uniform, HAWQ-style Hessian traces (Hutchinson, finite differences),
 //      random importance,
-//   5. LSQ QAT fine-tuning of every policy from the float checkpoint (same epochs for all), test accuracy.
+//   5. LSQ QAT fine-tuning of every policy from the float checkpoint (same epochs for all), BatchNorm statistics
+//      re-estimated on 32 batches of training images (--bn-batches), test accuracy.
 //
 //   limpq_fashion_mnist                 # --quick: subsets and short schedules, about 10 minutes on 2 cores
 //   limpq_fashion_mnist --full --json limpq.json   # 3 seeds, full training set, longer schedules
@@ -42,6 +43,7 @@ struct Args {
   int float_epochs = -1, indicator_epochs = -1, finetune_epochs = -1;
   long indicator_batch = -1;
   long float_limit = -1, indicator_limit = -1, finetune_limit = -1, test_limit = -1;
+  long bn_batches = 32;  // BN re-estimation after each fine-tune (batches of 128 training images; 0: off)
 };
 
 [[noreturn]] void usage(const std::string& msg) {
@@ -51,7 +53,7 @@ struct Args {
                "         [--save-float FILE] [--out-indicators FILE] [--json FILE] [--levels W2A2,W3A3,W4A4]\n"
                "         [--size-budget] [--threads T] [--float-epochs N] [--indicator-epochs N]\n"
                "         [--finetune-epochs N] [--indicator-batch N] [--float-limit N] [--indicator-limit N] [--finetune-limit N]\n"
-               "         [--test-limit N]\n",
+               "         [--test-limit N] [--bn-batches N]\n",
                msg.c_str());
   std::exit(2);
 }
@@ -91,6 +93,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--indicator-limit") a.indicator_limit = num();
     else if (k == "--finetune-limit") a.finetune_limit = num();
     else if (k == "--test-limit") a.test_limit = num();
+    else if (k == "--bn-batches") a.bn_batches = num();
     else if (k == "--levels") {
       a.levels.clear();
       std::stringstream ss(next());
@@ -103,7 +106,7 @@ Args parse(int argc, char** argv) {
   };
   dflt(a.float_epochs, 1, 5, a.full);
   dflt(a.indicator_epochs, 1, 1, a.full);
-  dflt(a.finetune_epochs, 1, 2, a.full);
+  dflt(a.finetune_epochs, 1, 1, a.full);
   dflt(a.float_limit, 20000L, 0L, a.full);
   dflt(a.indicator_limit, 3000L, 20000L, a.full);
   dflt(a.indicator_batch, 64L, 128L, a.full);
@@ -159,6 +162,7 @@ int main(int argc, char** argv) {
                        {"indicator_batch", args.indicator_batch},
                        {"finetune_epochs", args.finetune_epochs},
                        {"finetune_train_images", args.finetune_limit},
+                       {"bn_reestimation_batches", args.bn_batches},
                        {"test_images", args.test_limit > 0 ? args.test_limit : data.test.size()},
                        {"float_checkpoint", args.float_file},
                        {"size_budget", args.size_budget},
@@ -200,6 +204,7 @@ int main(int argc, char** argv) {
     }
     const double float_acc = sc::evaluate_accuracy(*float_model, data.test, args.test_limit);
     std::printf("[float] test_accuracy=%.4f\n", float_acc);
+    std::fflush(stdout);
     const search::LayerTable table = sc::search_layer_table(*float_model, 1, data.test.rows, data.test.cols);
     report.total_weights = search::total_weights(table);
     report.total_macs = search::total_macs(table);
@@ -338,6 +343,7 @@ int main(int argc, char** argv) {
             to.schedule = sc::LrSchedule::cosine;
             to.seed = seed;
             sc::train_supervised(*q, data.train, to);
+            if (args.bn_batches > 0) sc::reestimate_batchnorm(*q, data.train, args.bn_batches, 128, seed);
             run.accuracy = sc::evaluate_accuracy(*q, data.test, args.test_limit);
             done[run.search.bits] = run.accuracy;
             std::printf("[seed %llu] %s %-7s acc=%.4f BitOps=%.2fM policy(w/a)=[%s] (%.0fs)\n",

@@ -38,6 +38,14 @@ class BatchNorm2d : public Module {
   const Tensor& output() const override { return y_; }
   Index channels() const { return channels_; }
   float eps() const { return eps_; }
+  float momentum() const { return momentum_; }
+  /// Weight of a batch's statistics in the running ones, in (0, 1]: 1 replaces them with the batch's, 1/k for
+  /// the k-th batch gives their plain average (PyTorch's momentum=None). Throws mixq::error otherwise.
+  void set_momentum(float momentum) {
+    if (!(momentum > 0.f && momentum <= 1.f))
+      mixq::detail::fail("BatchNorm2d::set_momentum: momentum must be in (0, 1], got ", momentum);
+    momentum_ = momentum;
+  }
   Parameter& weight() { return gamma_; }
   Parameter& bias() { return beta_; }
   Parameter& running_mean() { return running_mean_; }
