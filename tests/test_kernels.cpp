@@ -552,6 +552,10 @@ TEST_P(Kernels, QuantizeDequantizeMatchScalar) {
   check_quantize<std::uint8_t>(1, 0, 3);
   check_quantize<std::int16_t>(5, -32768, 32767);
   check_quantize<std::int16_t>(-100, -2048, 2047);
+  // zero_point 0 takes the dequantize path without the integer subtraction.
+  check_quantize<std::int8_t>(0, -128, 127);
+  check_quantize<std::uint8_t>(0, 0, 255);
+  check_quantize<std::int16_t>(0, -32768, 32767);
 }
 
 TEST_P(Kernels, MinMaxMatchesScalarAndIgnoresNaN) {

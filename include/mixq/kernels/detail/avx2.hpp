@@ -502,30 +502,46 @@ MIXQ_TARGET_AVX2 inline __m256i load_codes(const Code* q) {
     return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
 }
 
-template <class Code>
-MIXQ_TARGET_AVX2 inline void dequantize(const Code* q, float* y, std::ptrdiff_t n, float scale,
-                                        std::int32_t zero_point) {
-  const __m256 s = _mm256_set1_ps(scale);
-  const __m256i zp = _mm256_set1_epi32(zero_point);
+// float(q - zero_point) * scale for 8 codes; with zero_point == 0 (symmetric quantization, the common case)
+// the integer subtraction is skipped (a template parameter: the loop carries no test).
+template <bool Zero, class Code>
+MIXQ_TARGET_AVX2 inline __m256 dequantize_vec(__m256i codes, __m256i zp, __m256 s) {
+  if constexpr (Zero)
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(codes), s);
+  else
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(codes, zp)), s);
+}
+
+template <bool Zero, class Code>
+MIXQ_TARGET_AVX2 inline void dequantize_body(const Code* q, float* y, std::ptrdiff_t n, __m256i zp, __m256 s) {
   std::ptrdiff_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i), zp)), s);
-    const __m256 b = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i + 8), zp)), s);
-    const __m256 c = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i + 16), zp)), s);
-    const __m256 d = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i + 24), zp)), s);
+    const __m256 a = dequantize_vec<Zero, Code>(load_codes(q + i), zp, s);
+    const __m256 b = dequantize_vec<Zero, Code>(load_codes(q + i + 8), zp, s);
+    const __m256 c = dequantize_vec<Zero, Code>(load_codes(q + i + 16), zp, s);
+    const __m256 d = dequantize_vec<Zero, Code>(load_codes(q + i + 24), zp, s);
     _mm256_storeu_ps(y + i, a);
     _mm256_storeu_ps(y + i + 8, b);
     _mm256_storeu_ps(y + i + 16, c);
     _mm256_storeu_ps(y + i + 24, d);
   }
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(q + i), zp)), s));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, dequantize_vec<Zero, Code>(load_codes(q + i), zp, s));
   if (i < n) {
     alignas(32) Code qb[8] = {};
     std::memcpy(qb, q + i, static_cast<std::size_t>(n - i) * sizeof(Code));
-    const __m256i m = tail_mask(n - i);
-    _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load_codes(qb), zp)), s));
+    _mm256_maskstore_ps(y + i, tail_mask(n - i), dequantize_vec<Zero, Code>(load_codes(qb), zp, s));
   }
+}
+
+template <class Code>
+MIXQ_TARGET_AVX2 inline void dequantize(const Code* q, float* y, std::ptrdiff_t n, float scale,
+                                        std::int32_t zero_point) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  if (zero_point == 0)
+    dequantize_body<true>(q, y, n, zp, s);
+  else
+    dequantize_body<false>(q, y, n, zp, s);
 }
 
 // min(x, m) returns m when x is NaN or x == m, as scalar `x < m ? x : m`.
