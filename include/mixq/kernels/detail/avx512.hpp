@@ -353,22 +353,39 @@ MIXQ_TARGET_AVX512 inline __m512i load_codes(const Code* q) {
     return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
 }
 
-template <class Code>
-MIXQ_TARGET_AVX512 inline void dequantize(const Code* q, float* y, std::ptrdiff_t n, float scale,
-                                          std::int32_t zero_point) {
-  const __m512 s = _mm512_set1_ps(scale);
-  const __m512i zp = _mm512_set1_epi32(zero_point);
+// float(q - zero_point) * scale; the subtraction is skipped for zero_point == 0, as avx2::dequantize.
+template <bool Zero>
+MIXQ_TARGET_AVX512 inline __m512 dequantize_vec(__m512i codes, __m512i zp, __m512 s) {
+  if constexpr (Zero)
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(codes), s);
+  else
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(codes, zp)), s);
+}
+
+template <bool Zero, class Code>
+MIXQ_TARGET_AVX512 inline void dequantize_body(const Code* q, float* y, std::ptrdiff_t n, __m512i zp, __m512 s) {
   std::ptrdiff_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m512 a = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load_codes(q + i), zp)), s);
-    const __m512 b = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load_codes(q + i + 16), zp)), s);
+    const __m512 a = dequantize_vec<Zero>(load_codes(q + i), zp, s);
+    const __m512 b = dequantize_vec<Zero>(load_codes(q + i + 16), zp, s);
     _mm512_storeu_ps(y + i, a);
     _mm512_storeu_ps(y + i + 16, b);
   }
   for (; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - i);
-    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load_codes(q + i, m), zp)), s));
+    _mm512_mask_storeu_ps(y + i, m, dequantize_vec<Zero>(load_codes(q + i, m), zp, s));
   }
+}
+
+template <class Code>
+MIXQ_TARGET_AVX512 inline void dequantize(const Code* q, float* y, std::ptrdiff_t n, float scale,
+                                          std::int32_t zero_point) {
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i zp = _mm512_set1_epi32(zero_point);
+  if (zero_point == 0)
+    dequantize_body<true>(q, y, n, zp, s);
+  else
+    dequantize_body<false>(q, y, n, zp, s);
 }
 
 // min(x, m) returns m when x is NaN or x == m, as scalar `x < m ? x : m`; masked lanes keep m.
