@@ -104,10 +104,10 @@ inline void pad_plane(const ConvGeometry& g, const PaddedPlane& pp, const float*
   for (Index iy = 0; iy < H; ++iy) {
     float* r = pad + (iy + p) * R;
     if (s == 1) {
-      if (iy + 1 < H)
+      if ((H - 1 - iy) * W >= 7)  // the chunks read at most 7 floats past the row, not past the plane
         copy_row_chunked(xc + iy * W, r + p, W);
       else
-        copy_row(xc + iy * W, 1, r + p, W);  // reading past the plane's end is not allowed
+        copy_row(xc + iy * W, 1, r + p, W);
       for (Index i = 0; i < p; ++i) r[i] = r[R - 1 - i] = 0.f;
       continue;
     }
