@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <sstream>
 
 #include "mixq/mixq.hpp"
@@ -279,6 +280,47 @@ TEST(LimpqReport, JsonHasEveryField) {
   // Runs must match the seeds.
   r.seeds = {1, 2};
   EXPECT_THROW(sc::limpq_report_json(r), mixq::error);
+}
+
+TEST(BatchNormReestimation, RunningStatisticsAreThePlainAverageOfTheBatches) {
+  REQUIRE_DATA();
+  const auto& data = *images();
+  nn::Sequential model;
+  auto& bn = model.add("bn", std::make_unique<nn::BatchNorm2d>(1));
+  bn.running_mean().value.setConstant(7.f);  // stale statistics, which must not survive
+  bn.running_var().value.setConstant(9.f);
+  bn.weight().value.setConstant(1.5f);
+  model.set_training(false);
+  const nn::Index batches = 3, batch = 16;
+  EXPECT_EQ(sc::reestimate_batchnorm(model, data, batches, batch, 5), 1u);
+
+  // Independently: the mean and unbiased variance of each batch's normalised pixels, averaged over batches.
+  std::mt19937_64 rng(5);
+  const auto order = nn::epoch_order(data.size(), &rng);
+  double mean_sum = 0, var_sum = 0;
+  nn::Tensor x;
+  std::vector<std::int32_t> y;
+  for (nn::Index k = 0; k < batches; ++k) {
+    nn::make_batch(data.images.data(), data.labels.data(), order, k * batch, (k + 1) * batch, 1, kSide, kSide,
+                   mixq::io::fashion_mnist_mean, mixq::io::fashion_mnist_std, x, y);
+    const nn::Index m = batch * kSide * kSide;
+    double s = 0, s2 = 0;
+    for (nn::Index i = 0; i < m; ++i) s += x.ptr()[i];
+    const double mu = s / static_cast<double>(m);
+    for (nn::Index i = 0; i < m; ++i) s2 += (x.ptr()[i] - mu) * (x.ptr()[i] - mu);
+    mean_sum += mu;
+    var_sum += s2 / static_cast<double>(m - 1);
+  }
+  EXPECT_NEAR(bn.running_mean().value[0], mean_sum / batches, 1e-5 * std::abs(mean_sum / batches) + 1e-6);
+  EXPECT_NEAR(bn.running_var().value[0], var_sum / batches, 1e-5 * var_sum / batches);
+  EXPECT_FLOAT_EQ(bn.momentum(), 0.1f);  // restored
+  EXPECT_FALSE(model.training());        // restored
+  EXPECT_EQ(bn.weight().value[0], 1.5f);  // parameters untouched
+
+  EXPECT_THROW(sc::reestimate_batchnorm(model, data, 0, batch), mixq::error);
+  EXPECT_THROW(sc::reestimate_batchnorm(model, data, 5, batch), mixq::error);  // 80 > 64 images
+  EXPECT_THROW(bn.set_momentum(0.f), mixq::error);
+  EXPECT_THROW(bn.set_momentum(std::nanf("")), mixq::error);
 }
 
 TEST(LimpqBadInput, ClearErrors) {
