@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -266,6 +267,90 @@ TEST(SearchSolver, LargerRandomInstancesAgreeWithBruteForce) {
   }
 }
 
+// Exact oracle for K = 2 without ties: a DP over the classes and the used amounts of both rows.
+double two_row_dp_optimum(const ms::Problem& p) {
+  const std::int64_t b0 = p.budgets[0], b1 = p.budgets[1];
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::size_t width = static_cast<std::size_t>(b1 + 1);
+  std::vector<double> cur(static_cast<std::size_t>((b0 + 1) * (b1 + 1)), inf), next;
+  cur[0] = 0.0;
+  for (const ms::ChoiceClass& cl : p.classes) {
+    next.assign(cur.size(), inf);
+    for (std::int64_t u0 = 0; u0 <= b0; ++u0)
+      for (std::int64_t u1 = 0; u1 <= b1; ++u1) {
+        const double v = cur[static_cast<std::size_t>(u0) * width + static_cast<std::size_t>(u1)];
+        if (v == inf) continue;
+        for (std::size_t j = 0; j < cl.options.size(); ++j) {
+          const ms::Option& o = cl.options[j];
+          if (!o.allowed || (cl.fixed_option >= 0 && cl.fixed_option != static_cast<int>(j))) continue;
+          const std::int64_t n0 = u0 + o.use[0], n1 = u1 + o.use[1];
+          if (n0 > b0 || n1 > b1) continue;
+          double& t = next[static_cast<std::size_t>(n0) * width + static_cast<std::size_t>(n1)];
+          t = std::min(t, v + o.cost);
+        }
+      }
+    cur.swap(next);
+  }
+  return *std::min_element(cur.begin(), cur.end());
+}
+
+// Bit-width-like classes: uses grow with the option index, costs fall steeply (the LIMPQ shape), so the root
+// bound leaves a gap, the first incumbent is not optimal, and the threshold attempts, reduced-cost and DP fixing
+// and the branch and bound all run.
+ms::Problem bit_width_like_problem(std::mt19937_64& rng, int n, int max_options) {
+  ms::Problem p;
+  std::int64_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0;
+  for (int c = 0; c < n; ++c) {
+    const int m = 2 + static_cast<int>(rng() % static_cast<unsigned>(max_options - 1));
+    const double sensitivity = std::exp(std::uniform_real_distribution<double>(-3.0, 1.0)(rng));
+    const std::int64_t w0 = 1 + static_cast<std::int64_t>(rng() % 3), w1 = 1 + static_cast<std::int64_t>(rng() % 3);
+    std::vector<ms::Option> opts;
+    for (int j = 0; j < m; ++j) {
+      ms::Option o;
+      o.label = "b" + std::to_string(j);
+      o.use = {w0 * (1 + j) + static_cast<std::int64_t>(rng() % 2), w1 * (1 + (j * 7 + c) % m)};
+      o.cost = sensitivity * std::ldexp(1.0, -j) * std::uniform_real_distribution<double>(0.9, 1.1)(rng);
+      o.allowed = rng() % 9 != 0 || j == 0;
+      opts.push_back(o);
+    }
+    lo0 += opts.front().use[0];
+    hi0 += opts.back().use[0];
+    std::int64_t a = INT64_MAX, b = 0;
+    for (const auto& o : opts) {
+      a = std::min(a, o.use[1]);
+      b = std::max(b, o.use[1]);
+    }
+    lo1 += a;
+    hi1 += b;
+    p.add_class("c" + std::to_string(c), opts);
+  }
+  p.budgets = {lo0 + (hi0 - lo0) * static_cast<std::int64_t>(2 + rng() % 6) / 10,
+               lo1 + (hi1 - lo1) * static_cast<std::int64_t>(3 + rng() % 6) / 10};
+  if (rng() % 3 == 0) p.classes[rng() % static_cast<unsigned>(n)].fixed_option = 0;
+  return p;
+}
+
+TEST(SearchSolver, AgreesWithTwoRowDpOnMediumInstances) {
+  const int count = std::max(1, static_cast<int>(80 * test_scale()));
+  int with_nodes = 0;
+  for (int it = 0; it < count; ++it) {
+    std::mt19937_64 rng(555u + static_cast<std::uint64_t>(it) * 101u);
+    const ms::Problem p = bit_width_like_problem(rng, 10 + it % 9, 4 + it % 4);
+    SCOPED_TRACE("instance " + std::to_string(it));
+    const double want = two_row_dp_optimum(p);
+    const ms::Solution s = ms::solve(p);
+    if (std::isinf(want)) {
+      EXPECT_EQ(s.status, ms::Status::infeasible);
+      continue;
+    }
+    ASSERT_EQ(s.status, ms::Status::optimal);
+    EXPECT_NEAR(s.objective, want, 1e-9 * std::max(1.0, std::fabs(want)));
+    check_solution(p, s);
+    with_nodes += s.nodes > 0;
+  }
+  EXPECT_GT(with_nodes, count / 4);  // the branch and bound ran on many of them
+}
+
 TEST(SearchSolver, TiesChooseTheSameOption) {
   ms::Problem p({10});
   p.add_class("block", {{"lo", 5.0, {1}, true}, {"hi", 1.0, {5}, true}});
@@ -490,6 +575,44 @@ TEST(SearchPareto, SweepEqualsIndependentSolves) {
     EXPECT_GT(sweep[front[i]].use[0], sweep[front[i - 1]].use[0]);
   }
   EXPECT_THROW(ms::pareto_sweep(p, 5, values), mixq::error);
+}
+
+TEST(SearchPareto, SweepsOfRandomInstancesEqualIndependentSolves) {
+  // A sweep over row 0 and a list of random budget vectors (both rows change): reused optima, repaired warm starts
+  // and independent solves must give the same objectives and statuses.
+  const int count = std::max(1, static_cast<int>(12 * test_scale()));
+  int reused = 0;
+  for (int it = 0; it < count; ++it) {
+    std::mt19937_64 rng(9090u + static_cast<std::uint64_t>(it));
+    const ms::Problem p = bit_width_like_problem(rng, 8 + it % 6, 5);
+    std::vector<std::vector<std::int64_t>> list;
+    for (int i = 0; i < 24; ++i) {
+      std::vector<std::int64_t> b = p.budgets;
+      if (i < 12) {
+        b[0] = p.budgets[0] * (4 + i) / 10;
+      } else {
+        b[0] = p.budgets[0] * static_cast<std::int64_t>(3 + rng() % 12) / 10;
+        b[1] = p.budgets[1] * static_cast<std::int64_t>(5 + rng() % 10) / 10;
+      }
+      list.push_back(b);
+    }
+    list.push_back(list[3]);  // a repeated budget
+    const auto sweep = ms::pareto_sweep(p, list);
+    ASSERT_EQ(sweep.size(), list.size());
+    const ms::Solver solver(p);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      SCOPED_TRACE("instance " + std::to_string(it) + " budget " + std::to_string(i));
+      const ms::Solution s = solver.solve(list[i]);
+      ASSERT_EQ(sweep[i].status, s.status);
+      if (s.status != ms::Status::optimal) continue;
+      EXPECT_NEAR(sweep[i].objective, s.objective, 1e-9 * std::max(1.0, std::fabs(s.objective)));
+      ms::Problem q = p;
+      q.budgets = list[i];
+      check_solution(q, sweep[i]);
+      reused += sweep[i].nodes == 0;
+    }
+  }
+  EXPECT_GT(reused, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

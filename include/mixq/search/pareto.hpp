@@ -1,10 +1,12 @@
 #pragma once
 /// @file
 /// Pareto sweeps: the optimal objective and policy for a list of budgets, reusing work between budgets.
-/// The problem is validated, tie-merged and dominance-filtered once; budgets are solved from the tightest to
-/// the loosest and each optimum is the first incumbent of the next solve (it stays feasible).
+/// The problem is validated, tie-merged and dominance-filtered once; budgets are solved from the loosest to the
+/// tightest; an optimum that still fits a tighter budget is reused without a solve, otherwise it is repaired into
+/// the first incumbent of the next solve.
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -16,6 +18,9 @@
 namespace mixq::search {
 
 /// Solves the problem for every budget vector of budget_list (each of size K); results in input order.
+/// Budgets are solved from the loosest to the tightest. A proven optimum x of budgets b1 is also optimal for any
+/// tighter budgets b2 <= b1 (componentwise) that x still meets: the feasible set only shrank and still holds x.
+/// Such budgets reuse x without a solve (nodes = 0); the others start from the previous optimum, repaired.
 inline std::vector<Solution> pareto_sweep(const Problem& problem,
                                           const std::vector<std::vector<std::int64_t>>& budget_list,
                                           const SolveOptions& options = {}) {
@@ -30,12 +35,30 @@ inline std::vector<Solution> pareto_sweep(const Problem& problem,
   for (std::size_t i = 0; i < budget_list.size(); ++i)
     for (std::size_t k = 0; k < K; ++k)
       key[i] += static_cast<double>(budget_list[i][k]) / static_cast<double>(std::max<std::int64_t>(problem.budgets[k], 1));
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key[a] < key[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key[a] > key[b]; });
   std::vector<Solution> out(budget_list.size());
+  std::vector<std::size_t> solved;  // indices with a proven optimum, in solve order
   const std::vector<int>* warm = nullptr;
   for (std::size_t i : order) {
-    out[i] = solver.solve(budget_list[i], options, warm);
+    const std::vector<std::int64_t>& b = budget_list[i];
+    bool reused = false;
+    for (auto it = solved.rbegin(); it != solved.rend() && !reused; ++it) {
+      const std::vector<std::int64_t>& b1 = budget_list[*it];
+      const Solution& s1 = out[*it];
+      bool ok = true;
+      for (std::size_t k = 0; k < K && ok; ++k) ok = b[k] <= b1[k] && s1.use[k] <= b[k];
+      if (ok) {
+        const auto t0 = std::chrono::steady_clock::now();
+        out[i] = s1;
+        out[i].nodes = 0;
+        out[i].solve_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        reused = true;
+      }
+    }
+    if (reused) continue;
+    out[i] = solver.solve(b, options, warm);
     if (!out[i].choice.empty()) warm = &out[i].choice;
+    if (out[i].status == Status::optimal) solved.push_back(i);
   }
   return out;
 }

@@ -10,14 +10,25 @@
 ///    budget k is removed (exact int64 arithmetic); classes left with one option become constants.
 /// 3. Bound: the LP relaxation of a surrogate row sum_k mu_k use_k / budget_k <= sum_k mu_k, solved exactly by
 ///    the greedy over per-class lower convex hulls (Sinha and Zoltners). For K = 1 this is the LP bound; for
-///    K >= 2 the multipliers mu are chosen by a golden-section search maximising the bound (the surrogate dual).
-/// 4. Incumbent: the LP solution rounded down, repaired row by row, improved by single-class moves.
-/// 5. Reduced-cost fixing with the Lagrangian multiplier of the surrogate LP, then depth-first branch and bound;
-///    every node is bounded by the surrogate LP of the classes still open (a Fenwick tree over the hull
-///    segments sorted by efficiency gives it in O(log n)), by the fixed-multiplier Lagrangian bound, and by
-///    exact per-row minimum uses.
-/// Tolerance: a node is pruned when its bound >= incumbent - tol, tol = relative_tolerance * max(1, |incumbent|)
-/// (default 1e-9). OPTIMAL therefore means: no solution is cheaper than the returned one by more than tol.
+///    K >= 2 the multipliers mu are chosen by a golden-section search maximising the bound (the surrogate dual;
+///    the search evaluates only the value, by a weighted quickselect over the hull segments instead of a sort).
+/// 4. Incumbent: the LP solution rounded down and the warm start (if any), repaired row by row and improved by
+///    single-class moves; later also the optimal path of the DP relaxation (step 5), repaired the same way.
+/// 5. Root fixing rounds: reduced-cost fixing with the Lagrangian multiplier of the surrogate LP; a DP relaxation
+///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
+///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing. The DP is built only when its table is
+///    small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid).
+/// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
+///    T = L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than min(incumbent, T):
+///    fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to L. An attempt
+///    that ends with incumbent <= T has searched everything cheaper than the incumbent (optimal); otherwise it
+///    proved that no solution is cheaper than T - tol, and the next attempt starts from the state after step 5.
+/// 7. In each attempt, depth-first branch and bound; every node is bounded by the surrogate LP of the classes
+///    still open (a Fenwick tree over the hull segments sorted by efficiency gives it in O(log n)), by the
+///    fixed-multiplier Lagrangian bound, by the DP table (O(1)), and by exact per-row minimum uses.
+/// Tolerance: a node is pruned when its bound >= c - tol, c = min(incumbent, T), tol = relative_tolerance *
+/// max(1, |c|) (default 1e-9). OPTIMAL therefore means: no solution is cheaper than the returned one by more than
+/// tol.
 
 #include <algorithm>
 #include <chrono>
@@ -442,6 +453,32 @@ class Engine {
     heuristic_from(std::move(cur));
   }
 
+  // A start from a warm choice (e.g. the optimum of looser budgets): constants as folded, and options removed by
+  // row filtering replaced by the active option of smallest normalised use.
+  std::vector<int> repair_start(const std::vector<int>& warm) const {
+    std::vector<int> cur = warm;
+    for (int g = 0; g < cp_.groups(); ++g) {
+      const std::size_t gs = static_cast<std::size_t>(g);
+      if (fixed_choice_[gs] >= 0) {
+        cur[gs] = fixed_choice_[gs];
+        continue;
+      }
+      const std::vector<int>& a = act_[gs];
+      if (std::find(a.begin(), a.end(), cur[gs]) != a.end()) continue;
+      double best = std::numeric_limits<double>::infinity();
+      for (int j : a) {
+        double v = 0.0;
+        for (int k = 0; k < K_; ++k)
+          v += use_k(j, k) / static_cast<double>(std::max<std::int64_t>(rb_[static_cast<std::size_t>(k)], 1));
+        if (v < best) {
+          best = v;
+          cur[gs] = j;
+        }
+      }
+    }
+    return cur;
+  }
+
   // Repairs a start (per group; fixed groups already set) row by row, improves it, offers it.
   void heuristic_from(std::vector<int> cur) {
     std::vector<std::int64_t> tot(static_cast<std::size_t>(K_), 0);
@@ -491,22 +528,16 @@ class Engine {
     offer(cur);
   }
 
-  // Best-improvement local search: single-class moves, then pairs of moves in two classes.
+  // Best-improvement local search over single-class moves.
   void improve(std::vector<int>& cur, std::vector<std::int64_t>& tot) {
-    struct Move { int g, j; double dc; };
-    std::vector<Move> moves;
-    std::vector<std::int64_t> du(static_cast<std::size_t>(K_));
-    int pair_rounds = 0;
     for (int it = 0; it < 16 * static_cast<int>(free_.size()) + 16; ++it) {
       double best = 0.0;
-      int bg = -1, bj = -1, bg2 = -1, bj2 = -1;
-      moves.clear();
+      int bg = -1, bj = -1;
       for (int g : free_) {
         const int c0 = cur[static_cast<std::size_t>(g)];
         for (int j : act_[static_cast<std::size_t>(g)]) {
           if (j == c0) continue;
           const double dc = cp_.cost[static_cast<std::size_t>(j)] - cp_.cost[static_cast<std::size_t>(c0)];
-          moves.push_back(Move{g, j, dc});
           if (dc >= best) continue;
           bool ok = true;
           for (int k = 0; k < K_ && ok; ++k)
@@ -514,33 +545,11 @@ class Engine {
           if (ok) { best = dc; bg = g; bj = j; }
         }
       }
-      if (bg < 0 && pair_rounds++ < 4) {
-        // pairs: sorted by cost change, a cost-decreasing move with any move that frees its resources
-        std::sort(moves.begin(), moves.end(), [](const Move& x, const Move& y) { return x.dc < y.dc; });
-        for (std::size_t a = 0; a < moves.size() && a < 48 && moves[a].dc < 0.0; ++a) {
-          const Move& m1 = moves[a];
-          for (int k = 0; k < K_; ++k)
-            du[static_cast<std::size_t>(k)] = tot[static_cast<std::size_t>(k)] + iuse(m1.j, k) - iuse(cur[static_cast<std::size_t>(m1.g)], k);
-          for (std::size_t b = 0; b < moves.size() && m1.dc + moves[b].dc < best; ++b) {
-            const Move& m2 = moves[b];
-            if (m2.g == m1.g) continue;
-            bool ok = true;
-            for (int k = 0; k < K_ && ok; ++k)
-              ok = du[static_cast<std::size_t>(k)] + iuse(m2.j, k) - iuse(cur[static_cast<std::size_t>(m2.g)], k) <= rb_[static_cast<std::size_t>(k)];
-            if (ok) { best = m1.dc + m2.dc; bg = m1.g; bj = m1.j; bg2 = m2.g; bj2 = m2.j; }
-          }
-        }
-      }
       if (bg < 0 || best > -1e-15) break;
       for (int k = 0; k < K_; ++k) tot[static_cast<std::size_t>(k)] += iuse(bj, k) - iuse(cur[static_cast<std::size_t>(bg)], k);
       cur[static_cast<std::size_t>(bg)] = bj;
-      if (bg2 >= 0) {
-        for (int k = 0; k < K_; ++k) tot[static_cast<std::size_t>(k)] += iuse(bj2, k) - iuse(cur[static_cast<std::size_t>(bg2)], k);
-        cur[static_cast<std::size_t>(bg2)] = bj2;
-      }
     }
   }
-
 
   // Surrogate multipliers mu on the unit sphere (angles phi_), chosen by coordinate golden-section search
   // maximising the surrogate LP bound; search = false reuses the current angles. Returns +inf as soon as one
@@ -993,7 +1002,7 @@ class Engine {
   // filtering. Returns true when nothing cheaper than the cutoff is left (the attempt is then complete).
   double round0_bound_ = 0.0;  // bound of round 0 of the last root_rounds (with const)
   int max_rounds_ = 4;
-  bool root_rounds(bool first) {
+  bool root_rounds() {
     dp_current_ = false;
     for (int round = 0;; ++round) {
       if (free_.empty()) {
@@ -1011,13 +1020,18 @@ class Engine {
       if (dp_infeasible_) return true;
       if (dp_row_ >= 0) {
         if (round == 0) {
-          if (first) heuristic_from(dp_path());
+          heuristic_from(dp_path());
           round0_bound_ = std::max(round0_bound_, dp_root() + const_cost_);
         }
         if (dp_root() >= cut_) return true;
-        bool empty = false;
-        changed = dp_fixing(empty) || changed;
-        if (empty) return true;
+        // DP fixing costs about one table per round: only when the table is small
+        std::size_t active = 0;
+        for (int g : free_) active += act_[static_cast<std::size_t>(g)].size();
+        if (static_cast<double>(dp_excess_ + 1) * static_cast<double>(active) <= 131072.0) {
+          bool empty = false;
+          changed = dp_fixing(empty) || changed;
+          if (empty) return true;
+        }
       }
       dp_current_ = !changed;
       if (round == max_rounds_ - 1 || !changed) return false;
@@ -1051,6 +1065,7 @@ class Engine {
         proven = true;  // the surrogate is infeasible: no solution better than the incumbent exists
       } else {
         heuristic();
+        if (warm && static_cast<int>(warm->size()) == G) heuristic_from(repair_start(*warm));
         lagrangian();
         root = std::max(lp, lag_) + const_cost_;
         proven = root - const_cost_ >= cut_;
@@ -1059,7 +1074,7 @@ class Engine {
     if (!proven) {
       // root fixing against the incumbent: the fixed problem keeps every solution cheaper than the incumbent
       dp_small_ = true;
-      proven = root_rounds(true);
+      proven = root_rounds();
       dp_small_ = false;
       if (!proven) root = std::max(root, std::min(round0_bound_, ub_ + const_cost_));
     }
@@ -1088,7 +1103,7 @@ class Engine {
         const_cost_ = const0;
         ub_ = ub_abs - const_cost_;
         update_cut();
-        if (!root_rounds(false)) branch_and_bound();
+        if (!root_rounds()) branch_and_bound();
         if (aborted_ || ub_ + const_cost_ <= thr_) break;
         root = std::max(root, thr_ - opt_.relative_tolerance * std::max(1.0, std::fabs(thr_)));
       }
