@@ -17,7 +17,8 @@
 /// 5. Root fixing rounds: reduced-cost fixing with the Lagrangian multiplier of the surrogate LP; a DP relaxation
 ///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
 ///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing. The DP is built only when its table is
-///    small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid).
+///    small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid); after a
+///    large table the later rounds fix with the LP only and the branch and bound builds the table once.
 /// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
 ///    T = L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than min(incumbent, T):
 ///    fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to L. An attempt
@@ -1004,6 +1005,7 @@ class Engine {
   int max_rounds_ = 4;
   bool root_rounds() {
     dp_current_ = false;
+    bool dp_large = false;  // a large table was built: later rounds fix with the LP only, the B&B rebuilds it
     for (int round = 0;; ++round) {
       if (free_.empty()) {
         offer(fixed_choice_);
@@ -1015,6 +1017,13 @@ class Engine {
       if (round == 0) round0_bound_ = std::max(lp, lag_) + const_cost_;
       if (std::max(lp, lag_) >= cut_) return true;
       bool changed = reduced_cost_fixing();
+      if (dp_large) {
+        if (round == max_rounds_ - 1 || !changed) return false;
+        std::int64_t unused = 0;
+        if (row_filter(unused) >= 0) return true;
+        fold_constants();
+        continue;
+      }
       set_order();
       build_dp_table();
       if (dp_infeasible_) return true;
@@ -1027,7 +1036,9 @@ class Engine {
         // DP fixing costs about one table per round: only when the table is small
         std::size_t active = 0;
         for (int g : free_) active += act_[static_cast<std::size_t>(g)].size();
-        if (static_cast<double>(dp_excess_ + 1) * static_cast<double>(active) <= 131072.0) {
+        const double cost = static_cast<double>(dp_excess_ + 1) * static_cast<double>(active);
+        dp_large = cost > 262144.0;
+        if (cost <= 131072.0) {
           bool empty = false;
           changed = dp_fixing(empty) || changed;
           if (empty) return true;
