@@ -1,7 +1,8 @@
 // Training substrate speed: convolution forward/backward at the small ResNet's shapes against a bare Eigen GEMM
 // of the same size (the baseline: im2col and the rest are overhead), BatchNorm, and one full training step of
 // the ResNet (batch 128) in float and at W4A4. items_per_second counts multiply-accumulates (conv, GEMM) or
-// images (training steps). Threads: MIXQ_BENCH_THREADS (default 1).
+// images (training steps). Threads: MIXQ_BENCH_THREADS (default 1). Convolutions run im2col into a padded,
+// phase-split plane (see nn/layers.hpp); the baseline is the GEMM alone.
 #include <mixq/mixq.hpp>
 
 #include <benchmark/benchmark.h>
@@ -91,12 +92,14 @@ void BM_ResNetTrainStep(benchmark::State& state) {
   for (int i = 0; i < 128; ++i) y[static_cast<std::size_t>(i)] = i % 10;
   nn::Sgd opt(nn::trainable_parameters(*m), 0.01f);
   nn::Tensor g;
-  for (auto _ : state) {
+  auto step = [&] {
     nn::zero_grad(*m);
     nn::cross_entropy(m->forward(x), y, g);
     m->backward(g);
     opt.step();
-  }
+  };
+  step();  // warm-up: buffers are allocated and quantizers initialised on the first step
+  for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * 128);
 }
 BENCHMARK(BM_ResNetTrainStep)->Arg(32)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();

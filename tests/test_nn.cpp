@@ -103,7 +103,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvGrad,
                          ::testing::Values(ConvCase{3, 4, 3, 1, 1, 1, 6, false}, ConvCase{3, 4, 3, 2, 1, 1, 7, true},
                                            ConvCase{4, 6, 1, 2, 0, 1, 6, false}, ConvCase{4, 6, 1, 1, 0, 1, 5, true},
                                            ConvCase{4, 6, 3, 1, 1, 2, 5, false}, ConvCase{4, 4, 3, 1, 1, 4, 6, false},
-                                           ConvCase{4, 4, 3, 2, 1, 4, 7, true}, ConvCase{2, 3, 5, 1, 0, 1, 7, false}));
+                                           ConvCase{4, 4, 3, 2, 1, 4, 7, true}, ConvCase{2, 3, 5, 1, 0, 1, 7, false},
+                                           // phase-split planes at stride 3; odd widths past one 8-float chunk
+                                           ConvCase{3, 4, 3, 3, 1, 1, 8, false}, ConvCase{2, 3, 3, 2, 1, 1, 11, false}));
 
 TEST(ConvForward, MatchesDirectLoop) {
   for (Index groups : {1, 2}) {
