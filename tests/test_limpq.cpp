@@ -319,7 +319,16 @@ TEST(BatchNormReestimation, RunningStatisticsAreThePlainAverageOfTheBatches) {
 
   EXPECT_THROW(sc::reestimate_batchnorm(model, data, 0, batch), mixq::error);
   EXPECT_THROW(sc::reestimate_batchnorm(model, data, 5, batch), mixq::error);  // 80 > 64 images
-  EXPECT_THROW(bn.set_momentum(0.f), mixq::error);
+  EXPECT_THROW(bn.set_momentum(-0.5f), mixq::error);
+  EXPECT_THROW(bn.set_momentum(1.5f), mixq::error);
+  EXPECT_THROW(nn::BatchNorm2d(4, 2.f), mixq::error);
+
+  // Momentum 0 (frozen statistics) is valid and comes back unchanged after the re-estimation.
+  nn::Sequential frozen;
+  auto& fbn = frozen.add("bn", std::make_unique<nn::BatchNorm2d>(1, 0.f));
+  sc::reestimate_batchnorm(frozen, data, 2, batch, 5);
+  EXPECT_EQ(fbn.momentum(), 0.f);
+  EXPECT_NE(fbn.running_mean().value[0], 0.f);
   EXPECT_THROW(bn.set_momentum(std::nanf("")), mixq::error);
 }
 

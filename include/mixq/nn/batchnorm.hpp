@@ -21,6 +21,8 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(Index channels, float momentum = 0.1f, float eps = 1e-5f)
       : channels_(channels), momentum_(momentum), eps_(eps) {
     if (channels <= 0) mixq::detail::fail("BatchNorm2d: channels must be positive, got ", channels);
+    if (!(momentum >= 0.f && momentum <= 1.f))
+      mixq::detail::fail("BatchNorm2d: momentum must be in [0, 1], got ", momentum);
     gamma_ = Parameter("weight", {channels}, true, false);
     beta_ = Parameter("bias", {channels}, true, false);
     running_mean_ = Parameter("running_mean", {channels}, false, false);
@@ -39,11 +41,12 @@ class BatchNorm2d : public Module {
   Index channels() const { return channels_; }
   float eps() const { return eps_; }
   float momentum() const { return momentum_; }
-  /// Weight of a batch's statistics in the running ones, in (0, 1]: 1 replaces them with the batch's, 1/k for
-  /// the k-th batch gives their plain average (PyTorch's momentum=None). Throws mixq::error otherwise.
+  /// Weight of a batch's statistics in the running ones, in [0, 1]: 0 freezes them, 1 replaces them with the
+  /// batch's, 1/k for the k-th batch gives their plain average (PyTorch's momentum=None). Throws mixq::error
+  /// otherwise (the constructor checks the same range).
   void set_momentum(float momentum) {
-    if (!(momentum > 0.f && momentum <= 1.f))
-      mixq::detail::fail("BatchNorm2d::set_momentum: momentum must be in (0, 1], got ", momentum);
+    if (!(momentum >= 0.f && momentum <= 1.f))
+      mixq::detail::fail("BatchNorm2d::set_momentum: momentum must be in [0, 1], got ", momentum);
     momentum_ = momentum;
   }
   Parameter& weight() { return gamma_; }

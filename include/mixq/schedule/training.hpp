@@ -129,8 +129,9 @@ inline double evaluate_accuracy(nn::Module& model, const io::ImageSet& test, Ind
 /// Re-estimates the running statistics of every BatchNorm2d of `model` (in a switchable bank, the active one)
 /// with frozen weights and step sizes: forward passes in training mode over `batches` mini-batches of
 /// `batch_size` training images (a random subset drawn with `seed`), the running statistics ending as the plain
-/// average of the batches' statistics (mean, unbiased variance). Returns the number of BNs updated. Restores
-/// each BN's momentum and the model's training flag.
+/// average of the batches' statistics (mean, unbiased variance). Returns the number of BatchNorm2d modules found
+/// (the inactive BNs of a switchable bank included: they are not run, so their statistics stay as they were).
+/// Restores each BN's momentum and the model's training flag, also when a forward throws.
 ///
 /// Why: after quantization-aware training the running statistics are an exponential average over weights and
 /// step sizes that kept moving, and at 2-4 bits they can be far from the final network's statistics (an
@@ -154,7 +155,7 @@ inline std::size_t reestimate_batchnorm(nn::Module& model, const io::ImageSet& t
     std::vector<float>& momentum;
     nn::Module& model;
     bool training;
-    ~Restore() {
+    ~Restore() {  // cannot throw: each value passed the constructor's own range check
       for (std::size_t i = 0; i < bns.size(); ++i) bns[i]->set_momentum(momentum[i]);
       model.set_training(training);
     }
