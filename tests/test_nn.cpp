@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -404,6 +405,50 @@ TEST(Threads, SameBitsForAnyThreadCount) {
   EXPECT_EQ(a, b);
   EXPECT_EQ(a, c);  // chunk boundaries and reduction order do not depend on the thread count
   EXPECT_THROW(nn::set_num_threads(0), mixq::error);
+}
+
+TEST(Threads, ExceptionInAChunkReachesTheCallerAfterEveryChunk) {
+  nn::set_num_threads(2);
+  for (int rep = 0; rep < 20; ++rep) {  // the throwing chunk lands on either thread
+    std::atomic<int> ran{0};
+    try {
+      nn::parallel_for_chunks(64, 16, [&](nn::Index, nn::Index, nn::Index chunk, int) {
+        ++ran;
+        if (chunk == rep % 16) mixq::detail::fail("chunk ", chunk, " failed");
+      });
+      ADD_FAILURE() << "no exception";
+    } catch (const mixq::error& e) {
+      EXPECT_NE(std::string(e.what()).find("chunk " + std::to_string(rep % 16) + " failed"), std::string::npos);
+    }
+    EXPECT_EQ(ran.load(), 16);  // every chunk ran before parallel_for_chunks returned
+  }
+  // The pool still works, and a loop started inside a chunk is refused with a clear error.
+  std::atomic<int> sum{0};
+  nn::parallel_for_chunks(100, 16, [&](nn::Index b, nn::Index e, nn::Index, int) { sum += static_cast<int>(e - b); });
+  EXPECT_EQ(sum.load(), 100);
+  EXPECT_THROW(nn::parallel_for_chunks(4, 4, [](nn::Index, nn::Index, nn::Index, int) {
+                 nn::parallel_for_chunks(4, 4, [](nn::Index, nn::Index, nn::Index, int) {});
+               }),
+               mixq::error);
+  nn::set_num_threads(1);
+}
+
+TEST(QuantLayers, NonFiniteStepSizeIsAClearError) {
+  for (int threads : {1, 2}) {
+    nn::set_num_threads(threads);
+    nn::LsqQuantizer q("input", false, 1, {4});
+    Tensor x = random_tensor(4, 1, 3, 3, 2);
+    std::vector<float> y(x.data.size());
+    q.forward(4, x.ptr(), y.data(), 4, 9);  // initialises the step size
+    q.step_size(4).value[0] = std::nanf("");
+    try {
+      q.forward(4, x.ptr(), y.data(), 4, 9);
+      ADD_FAILURE() << "no exception";
+    } catch (const mixq::error& e) {
+      EXPECT_NE(std::string(e.what()).find("4-bit step size of channel 0 is nan"), std::string::npos) << e.what();
+    }
+  }
+  nn::set_num_threads(1);
 }
 
 TEST(Models, ShapesAndLayerNames) {

@@ -76,7 +76,9 @@ class LsqQuantizer {
     if (it == steps_.end()) mixq::detail::fail("LsqQuantizer '", name_, "': ", bits, " is not a candidate bit-width");
     return it->second;
   }
-  bool initialized(int bits) { return step_size(bits).value.minCoeff() > 0.f; }
+  /// Whether the step sizes of `bits` were set (fresh ones are all zero). A step size the optimiser drove to
+  /// zero or below is clamped to 1e-8 by forward, not re-initialised; a NaN or infinite one is an error there.
+  bool initialized(int bits) { return (step_size(bits).value.array() != 0.f).any(); }
   void parameters(std::vector<Parameter*>& out) {
     for (auto& [b, p] : steps_) out.push_back(&p);
   }
@@ -102,7 +104,12 @@ class LsqQuantizer {
   void forward(int bits, const float* x, float* y, Index outer, Index inner) {
     if (!initialized(bits)) initialize(bits, x, outer, inner);
     Parameter& s = step_size(bits);
-    for (Index c = 0; c < channels_; ++c) s.value[c] = std::max(s.value[c], 1e-8f);
+    for (Index c = 0; c < channels_; ++c) {
+      if (!std::isfinite(s.value[c]))
+        mixq::detail::fail("LsqQuantizer '", name_, "': the ", bits, "-bit step size of channel ", c, " is ",
+                           s.value[c], " (training diverged)");
+      s.value[c] = std::max(s.value[c], 1e-8f);
+    }
     const std::int32_t lo = qmin(bits), hi = qmax(bits);
     if (channels_ == 1) {
       const Index n = outer * inner;

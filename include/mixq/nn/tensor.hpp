@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,9 @@ namespace detail {
 /// independent of the thread count.
 class ThreadPool {
  public:
+  /// Whether the calling thread is running a chunk of some pool's loop.
+  static bool inside() { return inside_flag(); }
+
   using Fn = std::function<void(Index, Index, Index, int)>;  // (begin, end, chunk, thread)
 
   explicit ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
@@ -118,7 +122,10 @@ class ThreadPool {
 
   int threads() const { return threads_; }
 
-  /// Runs fn(begin, end, chunk, thread) for every chunk; returns when all are done.
+  /// Runs fn(begin, end, chunk, thread) for every chunk; returns when all are done. An exception thrown by fn
+  /// (on any thread) is rethrown here once every chunk has finished (the first one thrown; the other chunks
+  /// still run), so no thread uses fn after run returns or unwinds. fn must not start another parallel loop
+  /// (parallel_for_chunks throws mixq::error when asked to).
   void run(Index tasks, Index chunks, const Fn& fn) {
     if (tasks <= 0) return;
     if (threads_ == 1 || chunks <= 1) {
@@ -133,17 +140,30 @@ class ThreadPool {
       chunks_ = chunks;
       gen = ++generation_;
       done_.store(0, std::memory_order_relaxed);
+      error_ = nullptr;
       ticket_.store(gen << 32, std::memory_order_release);
     }
     cv_.notify_all();
     work(fn, tasks, chunks, gen, 0);
-    if (done_.load(std::memory_order_acquire) != chunks) {
+    std::exception_ptr error;
+    {
       std::unique_lock<std::mutex> lock(mutex_);
       done_cv_.wait(lock, [&] { return done_.load(std::memory_order_acquire) == chunks; });
+      std::swap(error, error_);
     }
+    if (error) std::rethrow_exception(error);
   }
 
  private:
+  static bool& inside_flag() {
+    thread_local bool flag = false;
+    return flag;
+  }
+  struct InsidePool {
+    bool was = inside_flag();
+    InsidePool() { inside_flag() = true; }
+    ~InsidePool() { inside_flag() = was; }
+  };
   // Claims chunks of run `gen` (the ticket holds the generation in its high 32 bits and the next chunk in its
   // low 32 bits, so a late worker can never claim a chunk of a later run with the function of an earlier one).
   void work(const Fn& fn, Index tasks, Index chunks, std::uint64_t gen, int t) {
@@ -153,7 +173,13 @@ class ThreadPool {
       const auto c = static_cast<Index>(ticket & 0xffffffffu);
       if (c >= chunks) return;
       if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) continue;
-      fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, t);
+      try {
+        InsidePool inside;
+        fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
       if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
         { std::lock_guard<std::mutex> lock(mutex_); }
         done_cv_.notify_one();
@@ -188,6 +214,7 @@ class ThreadPool {
   Index tasks_ = 0, chunks_ = 0;
   std::atomic<std::uint64_t> ticket_{0};
   std::atomic<Index> done_{0};
+  std::exception_ptr error_;  // first exception of the current run (guarded by mutex_)
   std::uint64_t generation_ = 0;
   bool stop_ = false;
 };
@@ -225,6 +252,8 @@ inline constexpr Index kParallelChunks = 16;
 inline void parallel_for_chunks(Index tasks, Index chunks, const detail::ThreadPool::Fn& fn) {
   chunks = std::max<Index>(1, std::min(chunks, tasks));
   auto& slot = detail::thread_pool_slot();
+  if (detail::ThreadPool::inside())  // its per-thread scratch indices would collide with the outer loop's
+    mixq::detail::fail("parallel_for: a parallel loop cannot start inside another one's chunk");
   if (!slot) {
     for (Index c = 0; c < chunks && tasks > 0; ++c) fn(tasks * c / chunks, tasks * (c + 1) / chunks, c, 0);
     return;
