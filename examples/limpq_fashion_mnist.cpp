@@ -7,7 +7,7 @@
 //   5. LSQ QAT fine-tuning of every policy from the float checkpoint (same epochs for all), BatchNorm statistics
 //      re-estimated on 32 batches of training images (--bn-batches), test accuracy.
 //
-//   limpq_fashion_mnist                 # --quick: subsets and short schedules, about 10 minutes on 2 cores
+//   limpq_fashion_mnist                 # --quick: subsets and short schedules, about 3 minutes on 2 cores
 //   limpq_fashion_mnist --full --json limpq.json   # 3 seeds, full training set, longer schedules
 //
 // Prints a table and, with --json FILE, writes it (schedule/limpq_report.hpp describes the fields).

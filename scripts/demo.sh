@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds mixq in Release, and runs the main example: LIMPQ end to end on
-# Fashion-MNIST in quick mode (examples/limpq_fashion_mnist.cpp, about 10 minutes on 2 cores), after the
+# Fashion-MNIST in quick mode (examples/limpq_fashion_mnist.cpp, about 3 minutes on 2 cores), after the
 # kernels quickstart (examples/quickstart.cpp, a second). Arguments go to limpq_fashion_mnist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
