@@ -44,7 +44,9 @@ class Module {
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
-  /// Runs the module on x (shape (N, C, H, W)) and returns its output; calls the forward hook if any.
+  /// Runs the module on x (shape (N, C, H, W)) and returns its output; calls the forward hook if any. Layers
+  /// that need their input in backward (Conv2d, Linear, BatchNorm2d, ...) keep a pointer to x, not a copy:
+  /// x must stay alive and unchanged until the matching backward.
   const Tensor& forward(const Tensor& x) {
     const Tensor& y = forward_impl(x);
     if (forward_hook_) forward_hook_(*this, y);

@@ -621,8 +621,8 @@ MIXQ_TARGET_AVX2 inline std::ptrdiff_t pack4_body(const std::uint8_t* codes, std
 // 3-bit codes, 64 per step: maddubs (1, 8) gives 6-bit pairs in 16-bit lanes, madd (1, 64) 12-bit quads in
 // 32-bit lanes; packs narrows two vectors to 16-bit lanes (lane-interleaved) and madd (1, 4096) joins them into
 // 24-bit groups of 8 codes per 32-bit lane; a dword permute restores code order, a byte shuffle keeps the
-// 3 low bytes of each dword (12 per 128-bit half) and a second dword permute joins the halves: 24 bytes
-// written by one 32-byte store whose last 8 bytes the next step (or the tail) overwrites.
+// 3 low bytes of each dword (12 per 128-bit half); the two halves are written by two 16-byte stores 12 bytes
+// apart (28 bytes touched, 24 kept: the next step or the tail overwrites the last 4).
 MIXQ_TARGET_AVX2 inline std::ptrdiff_t pack3_body(const std::uint8_t* codes, std::ptrdiff_t n, std::uint8_t* out,
                                                   std::ptrdiff_t total) {
   const __m256i mask = _mm256_set1_epi8(0x07);
