@@ -88,26 +88,26 @@ void report_cbc(benchmark::State& state, const mixq_test::CbcResult& r) {
   state.counters["optimal"] = r.optimal ? 1 : 0;
 }
 
+// One solver on one problem: `solve` maps the Problem to a result, `report` sets the counters from the last one.
+template <class Make, class Solve, class Report>
+void bench_solver(benchmark::State& state, Make make, Solve solve, Report report_result) {
+  const ms::Problem p = make();
+  decltype(solve(p)) r{};
+  for (auto _ : state) {
+    r = solve(p);
+    benchmark::DoNotOptimize(r.objective);
+  }
+  report_result(state, r);
+}
+
 template <class Make>
 void bench_mixq(benchmark::State& state, Make make) {
-  const ms::Problem p = make();
-  ms::Solution s;
-  for (auto _ : state) {
-    s = ms::solve(p);
-    benchmark::DoNotOptimize(s.objective);
-  }
-  report(state, s);
+  bench_solver(state, make, [](const ms::Problem& p) { return ms::solve(p); }, report);
 }
 
 template <class Make>
 void bench_cbc(benchmark::State& state, Make make) {
-  const ms::Problem p = make();
-  mixq_test::CbcResult r;
-  for (auto _ : state) {
-    r = mixq_test::cbc_solve(p);
-    benchmark::DoNotOptimize(r.objective);
-  }
-  report_cbc(state, r);
+  bench_solver(state, make, [](const ms::Problem& p) { return mixq_test::cbc_solve(p); }, report_cbc);
 }
 
 void BM_mixq_limpq_r50_real(benchmark::State& s) { bench_mixq(s, [] { return limpq("limpq_r50_real.txt"); }); }
