@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every test in three stages, each in its own folder under build/:
 #   1. release   Release build, every ctest test (unit tests, packaging checks, examples' smoke tests)
-#   2. sanitize  ASan + UBSan build (-fno-sanitize-recover=all), the unit tests
+#   2. sanitize  ASan + UBSan build (-fno-sanitize-recover=all) at -O1 -g1, the unit tests
 #   3. aarch64   cross build for 64-bit ARM, the unit tests under qemu-aarch64
 #   4. fuzz      (when tests/fuzz exists) the libFuzzer targets, 60 s each over their seed corpus
 # Stops at the first stage that fails. Prints one line per stage and a last line "N passed, N failed".
@@ -67,10 +67,12 @@ run_stage() {
 run_stage release build/release "" -- \
   -DCMAKE_BUILD_TYPE=Release
 
+# -O1 -g1 (line tables for the reports' stack traces) instead of RelWithDebInfo's -O2 -g: half the compile time,
+# the unit tests run about as fast.
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 run_stage sanitize build/sanitize "-L unit" -- \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$san" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$san" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF
 
