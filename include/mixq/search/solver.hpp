@@ -100,29 +100,44 @@ struct Compiled {
   int groups() const { return static_cast<int>(members.size()); }
 };
 
-/// Removes options dominated within their group (keeps the first of identical options).
+/// Removes options dominated within their group (keeps the first of identical options) and stores the others by
+/// increasing cost (then uses, then index). Options are visited in that order: a dominating option always comes
+/// first, and dominance is transitive, so each option is compared with the kept ones only.
 inline void dominance_filter(Compiled& cp) {
   const int K = cp.K;
+  const std::size_t Ks = static_cast<std::size_t>(K);
   std::vector<int> begin{0};
   std::vector<double> cost;
   std::vector<std::int64_t> use;
-  std::vector<int> option;
+  std::vector<int> option, order, kept;
+  cost.reserve(cp.cost.size());
+  use.reserve(cp.use.size());
+  option.reserve(cp.option.size());
+  const auto u = [&](int j, int k) { return cp.use[static_cast<std::size_t>(j) * Ks + static_cast<std::size_t>(k)]; };
   for (int g = 0; g < cp.groups(); ++g) {
-    for (int i = cp.begin[static_cast<std::size_t>(g)]; i < cp.begin[static_cast<std::size_t>(g) + 1]; ++i) {
+    const int b = cp.begin[static_cast<std::size_t>(g)], e = cp.begin[static_cast<std::size_t>(g) + 1];
+    order.resize(static_cast<std::size_t>(e - b));
+    std::iota(order.begin(), order.end(), b);
+    std::sort(order.begin(), order.end(), [&](int x, int y) {
+      if (cp.cost[static_cast<std::size_t>(x)] != cp.cost[static_cast<std::size_t>(y)])
+        return cp.cost[static_cast<std::size_t>(x)] < cp.cost[static_cast<std::size_t>(y)];
+      for (int k = 0; k < K; ++k)
+        if (u(x, k) != u(y, k)) return u(x, k) < u(y, k);
+      return x < y;
+    });
+    kept.clear();
+    for (int i : order) {
       bool dominated = false;
-      for (int j = cp.begin[static_cast<std::size_t>(g)]; j < cp.begin[static_cast<std::size_t>(g) + 1] && !dominated; ++j) {
-        if (j == i || cp.cost[static_cast<std::size_t>(j)] > cp.cost[static_cast<std::size_t>(i)]) continue;
-        bool le = true, strict = cp.cost[static_cast<std::size_t>(j)] < cp.cost[static_cast<std::size_t>(i)];
-        for (int k = 0; k < K; ++k) {
-          const std::int64_t uj = cp.use[static_cast<std::size_t>(j * K + k)], ui = cp.use[static_cast<std::size_t>(i * K + k)];
-          if (uj > ui) { le = false; break; }
-          if (uj < ui) strict = true;
-        }
-        if (le && (strict || j < i)) dominated = true;
+      for (std::size_t t = 0; t < kept.size() && !dominated; ++t) {
+        // kept[t] precedes i: cost no higher, and (uses lexicographically smaller, or identical with a lower index)
+        bool le = true;
+        for (int k = 0; k < K && le; ++k) le = u(kept[t], k) <= u(i, k);
+        dominated = le;
       }
       if (dominated) continue;
+      kept.push_back(i);
       cost.push_back(cp.cost[static_cast<std::size_t>(i)]);
-      for (int k = 0; k < K; ++k) use.push_back(cp.use[static_cast<std::size_t>(i * K + k)]);
+      for (int k = 0; k < K; ++k) use.push_back(u(i, k));
       option.push_back(cp.option[static_cast<std::size_t>(i)]);
     }
     begin.push_back(static_cast<int>(cost.size()));
@@ -165,18 +180,21 @@ inline Compiled compile(const Problem& p) {
     const std::size_t nopt = p.classes[static_cast<std::size_t>(m[0])].options.size();
     for (std::size_t j = 0; j < nopt; ++j) {
       bool ok = true;
-      double c = 0.0;
-      std::vector<std::int64_t> u(static_cast<std::size_t>(K), 0);
       for (int ci : m) {
         const ChoiceClass& cl = p.classes[static_cast<std::size_t>(ci)];
         const Option& o = cl.options[j];
         if (!o.allowed || (cl.fixed_option >= 0 && cl.fixed_option != static_cast<int>(j))) { ok = false; break; }
-        c += o.cost;
-        for (int k = 0; k < K; ++k) u[static_cast<std::size_t>(k)] += o.use[static_cast<std::size_t>(k)];
       }
       if (!ok) continue;
+      double c = 0.0;
+      const std::size_t at = cp.use.size();
+      cp.use.resize(at + static_cast<std::size_t>(K), 0);
+      for (int ci : m) {
+        const Option& o = p.classes[static_cast<std::size_t>(ci)].options[j];
+        c += o.cost;
+        for (int k = 0; k < K; ++k) cp.use[at + static_cast<std::size_t>(k)] += o.use[static_cast<std::size_t>(k)];
+      }
       cp.cost.push_back(c);
-      cp.use.insert(cp.use.end(), u.begin(), u.end());
       cp.option.push_back(static_cast<int>(j));
     }
     if (static_cast<int>(cp.cost.size()) == cp.begin.back()) {
@@ -243,6 +261,7 @@ class Engine {
   std::vector<Segment> seg_;
   double lambda_ = 0.0;
   std::vector<int> hull_pos_;           // LP integer part: hull index per group
+  std::vector<int> front_;              // build_lp scratch
 
   // Pruning: a node whose bound (without const_cost_) is >= cut_ cannot hold a solution cheaper than
   // min(incumbent, threshold) - tol, tol = relative_tolerance * max(1, |min(incumbent, threshold)|).
@@ -328,24 +347,28 @@ class Engine {
     hull_.resize(static_cast<std::size_t>(cp_.groups()));
     seg_.clear();
     double base_s = 0.0, base_c = 0.0;
-    std::vector<int> idx;
     for (int g : free_) {
-      idx = act_[static_cast<std::size_t>(g)];
-      for (int j : idx) {
+      // act_[g] is in increasing cost order (compile sorts each group, fixing keeps the order): the options with a
+      // surrogate use below that of every cheaper option form the (cost, use) frontier, in decreasing use
+      front_.clear();
+      double smin = std::numeric_limits<double>::infinity();
+      for (int j : act_[static_cast<std::size_t>(g)]) {
         double v = 0.0;
         for (int k = 0; k < K_; ++k) v += w[static_cast<std::size_t>(k)] * use_k(j, k);
         s_[static_cast<std::size_t>(j)] = v;
+        if (!(v < smin)) continue;
+        smin = v;
+        if (!front_.empty() && cp_.cost[static_cast<std::size_t>(front_.back())] == cp_.cost[static_cast<std::size_t>(j)])
+          front_.back() = j;  // same cost, smaller use
+        else
+          front_.push_back(j);
       }
-      std::sort(idx.begin(), idx.end(), [&](int a, int b) {
-        if (s_[static_cast<std::size_t>(a)] != s_[static_cast<std::size_t>(b)]) return s_[static_cast<std::size_t>(a)] < s_[static_cast<std::size_t>(b)];
-        return cp_.cost[static_cast<std::size_t>(a)] < cp_.cost[static_cast<std::size_t>(b)];
-      });
+      // lower convex hull of the frontier, by increasing use (decreasing cost)
       std::vector<int>& h = hull_[static_cast<std::size_t>(g)];
       h.clear();
-      for (int j : idx) {
+      for (auto it = front_.rbegin(); it != front_.rend(); ++it) {
+        const int j = *it;
         const double sj = s_[static_cast<std::size_t>(j)], cj = cp_.cost[static_cast<std::size_t>(j)];
-        if (!h.empty() && cj >= cp_.cost[static_cast<std::size_t>(h.back())]) continue;
-        if (!h.empty() && sj == s_[static_cast<std::size_t>(h.back())]) continue;
         while (h.size() >= 2) {
           const int a = h[h.size() - 2], b = h.back();
           const double s0 = s_[static_cast<std::size_t>(a)], c0 = cp_.cost[static_cast<std::size_t>(a)];
@@ -809,6 +832,7 @@ class Engine {
 
   // Forward table: fwd_[d * (E + 1) + e] = min over classes order_[0..d-1] with excess <= e.
   std::vector<double> fwd_;
+  std::vector<std::int64_t> steps_;  // dp_fixing scratch
 
   void build_forward() {
     const std::int64_t nf = static_cast<std::int64_t>(order_.size()), E = dp_excess_;
@@ -841,6 +865,15 @@ class Engine {
       const int grp = order_[d];
       const double* f = &fwd_[d * static_cast<std::size_t>(E + 1)];
       const double* t = &table_[(d + 1) * static_cast<std::size_t>(E + 1)];
+      // f and t are non-increasing in the excess: on a run where f is constant, min f[e1] + t[r - e1] is taken at
+      // the run's first e1, so only the points where f decreases are needed
+      steps_.clear();
+      double last = std::numeric_limits<double>::infinity();
+      for (std::int64_t e1 = 0; e1 <= E; ++e1)
+        if (f[e1] < last) {
+          last = f[e1];
+          steps_.push_back(e1);
+        }
       std::vector<int>& a = act_[static_cast<std::size_t>(grp)];
       const std::size_t before = a.size();
       a.erase(std::remove_if(a.begin(), a.end(), [&](int j) {
@@ -848,7 +881,10 @@ class Engine {
                 if (r < 0) return true;
                 const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
                 double best = std::numeric_limits<double>::infinity();
-                for (std::int64_t e1 = 0; e1 <= r; ++e1) best = std::min(best, f[e1] + t[r - e1]);
+                for (std::int64_t e1 : steps_) {
+                  if (e1 > r) break;
+                  best = std::min(best, f[e1] + t[r - e1]);
+                }
                 return v + best >= limit;
               }),
               a.end());
@@ -1204,6 +1240,41 @@ inline void expand_solution(const Problem& p, const Compiled& cp, const std::vec
 
 }  // namespace detail
 
+namespace detail {
+
+/// Solves a compiled problem for one budget vector (checked here) and fills the per-class solution.
+inline Solution solve_problem(const Problem& problem, const Compiled& compiled, const std::vector<std::int64_t>& budgets,
+                              const SolveOptions& options, const std::vector<int>* warm_start) {
+  if (budgets.size() != problem.budgets.size())
+    mixq::detail::fail("solve: expected K=", problem.budgets.size(), " budgets, got ", budgets.size());
+  for (std::size_t k = 0; k < budgets.size(); ++k)
+    if (budgets[k] < 0) mixq::detail::fail("solve: budget of ", problem.resource_name(k), " is negative: ", budgets[k]);
+  if (!(options.relative_tolerance >= 0.0) || !(options.time_limit_seconds >= 0.0) || options.node_limit < 0)
+    mixq::detail::fail("solve: limits and tolerance must be non-negative, got relative_tolerance=",
+                       options.relative_tolerance, " time_limit_seconds=", options.time_limit_seconds,
+                       " node_limit=", options.node_limit);
+  std::vector<int> warm_groups;
+  const std::vector<int>* warm = nullptr;
+  if (warm_start && warm_start->size() == problem.classes.size()) {
+    // map class choices to compiled option indices
+    warm_groups.assign(static_cast<std::size_t>(compiled.groups()), -1);
+    bool ok = true;
+    for (int g = 0; g < compiled.groups() && ok; ++g) {
+      const int want = (*warm_start)[static_cast<std::size_t>(compiled.members[static_cast<std::size_t>(g)][0])];
+      for (int j = compiled.begin[static_cast<std::size_t>(g)]; j < compiled.begin[static_cast<std::size_t>(g) + 1]; ++j)
+        if (compiled.option[static_cast<std::size_t>(j)] == want) warm_groups[static_cast<std::size_t>(g)] = j;
+      ok = warm_groups[static_cast<std::size_t>(g)] >= 0;
+    }
+    if (ok) warm = &warm_groups;
+  }
+  std::vector<int> group_choice;
+  Solution s = solve_compiled(compiled, budgets, options, warm, group_choice);
+  expand_solution(problem, compiled, group_choice, s);
+  return s;
+}
+
+}  // namespace detail
+
 /// A reusable exact solver of one problem: validation, tie merging and dominance filtering are done once;
 /// solve() may then be called for many budget vectors (see pareto.hpp).
 class Solver {
@@ -1217,32 +1288,7 @@ class Solver {
   /// Solves with other budgets (same K). warm_start: an optional per-class choice tried as first incumbent.
   Solution solve(const std::vector<std::int64_t>& budgets, const SolveOptions& options = {},
                  const std::vector<int>* warm_start = nullptr) const {
-    if (budgets.size() != problem_.budgets.size())
-      mixq::detail::fail("solve: expected K=", problem_.budgets.size(), " budgets, got ", budgets.size());
-    for (std::size_t k = 0; k < budgets.size(); ++k)
-      if (budgets[k] < 0) mixq::detail::fail("solve: budget of ", problem_.resource_name(k), " is negative: ", budgets[k]);
-    if (!(options.relative_tolerance >= 0.0) || !(options.time_limit_seconds >= 0.0) || options.node_limit < 0)
-      mixq::detail::fail("solve: limits and tolerance must be non-negative, got relative_tolerance=",
-                         options.relative_tolerance, " time_limit_seconds=", options.time_limit_seconds,
-                         " node_limit=", options.node_limit);
-    std::vector<int> warm_groups;
-    const std::vector<int>* warm = nullptr;
-    if (warm_start && warm_start->size() == problem_.classes.size()) {
-      // map class choices to compiled option indices
-      warm_groups.assign(static_cast<std::size_t>(compiled_.groups()), -1);
-      bool ok = true;
-      for (int g = 0; g < compiled_.groups() && ok; ++g) {
-        const int want = (*warm_start)[static_cast<std::size_t>(compiled_.members[static_cast<std::size_t>(g)][0])];
-        for (int j = compiled_.begin[static_cast<std::size_t>(g)]; j < compiled_.begin[static_cast<std::size_t>(g) + 1]; ++j)
-          if (compiled_.option[static_cast<std::size_t>(j)] == want) warm_groups[static_cast<std::size_t>(g)] = j;
-        ok = warm_groups[static_cast<std::size_t>(g)] >= 0;
-      }
-      if (ok) warm = &warm_groups;
-    }
-    std::vector<int> group_choice;
-    Solution s = detail::solve_compiled(compiled_, budgets, options, warm, group_choice);
-    detail::expand_solution(problem_, compiled_, group_choice, s);
-    return s;
+    return detail::solve_problem(problem_, compiled_, budgets, options, warm_start);
   }
 
   const Problem& problem() const { return problem_; }
@@ -1252,9 +1298,10 @@ class Solver {
   detail::Compiled compiled_;
 };
 
-/// Solves a problem exactly (see the file comment for the method and the tolerance).
+/// Solves a problem exactly (see the file comment for the method and the tolerance). The problem is not copied.
 inline Solution solve(const Problem& problem, const SolveOptions& options = {}) {
-  return Solver(problem).solve(options);
+  const detail::Compiled compiled = detail::compile(problem);
+  return detail::solve_problem(problem, compiled, problem.budgets, options, nullptr);
 }
 
 /// A one-line description of an infeasible solution: the resource and its minimum possible use.
