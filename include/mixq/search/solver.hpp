@@ -5,24 +5,27 @@
 /// Method (all steps keep exactness):
 /// 1. Ties are merged into one class (summed costs and uses per option index); fixed and forbidden options
 ///    are removed; an option dominated by another of its class (no cheaper, no smaller use in any row) is
-///    removed.
+///    removed; each class keeps its options in increasing cost order.
 /// 2. Row filtering: an option whose use of resource k plus the minimum use of every other class exceeds
 ///    budget k is removed (exact int64 arithmetic); classes left with one option become constants.
 /// 3. Bound: the LP relaxation of a surrogate row sum_k mu_k use_k / budget_k <= sum_k mu_k, solved exactly by
-///    the greedy over per-class lower convex hulls (Sinha and Zoltners). For K = 1 this is the LP bound; for
-///    K >= 2 the multipliers mu are chosen by a golden-section search maximising the bound (the surrogate dual;
-///    the search evaluates only the value, by a weighted quickselect over the hull segments instead of a sort).
+///    the greedy over per-class lower convex hulls (Sinha and Zoltners; each hull comes from the class's options
+///    in cost order, no sort). For K = 1 this is the LP bound; for K >= 2 the multipliers mu are chosen to maximise
+///    the bound (the surrogate dual): for K = 2 by 12 bisection steps on the angle of mu, steered by which row the
+///    surrogate's LP solution exceeds; for K >= 3 by coordinate golden-section search. The search evaluates the
+///    LP by a weighted quickselect over the hull segments instead of a sort.
 /// 4. Incumbent: the LP solution rounded down and the warm start (if any), repaired row by row and improved by
 ///    single-class moves; later also the optimal path of the DP relaxation (step 5), repaired the same way.
 /// 5. Root fixing rounds: reduced-cost fixing with the Lagrangian multiplier of the surrogate LP; a DP relaxation
 ///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
-///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing. The DP is built only when its table is
-///    small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid); after a
+///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing (table rows are relaxed 4 doubles at a time
+///    with AVX2 on x86 CPUs that have it, 2 with SSE2/NEON otherwise: same values). The DP is built only when its
+///    table is small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid); after a
 ///    large table the later rounds fix with the LP only and the branch and bound builds the table once.
 /// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
-///    T = L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than min(incumbent, T):
-///    fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to L. An attempt
-///    that ends with incumbent <= T has searched everything cheaper than the incumbent (optimal); otherwise it
+///    T = L + (U - L) / 10, L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than
+///    min(incumbent, T): fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to
+///    L. An attempt that ends with incumbent <= T has searched everything cheaper than the incumbent (optimal); otherwise it
 ///    proved that no solution is cheaper than T - tol, and the next attempt starts from the state after step 5.
 /// 7. In each attempt, depth-first branch and bound; every node is bounded by the surrogate LP of the classes
 ///    still open (a Fenwick tree over the hull segments sorted by efficiency gives it in O(log n)), by the
@@ -43,6 +46,12 @@
 
 #include "mixq/error.hpp"
 #include "mixq/search/problem.hpp"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define MIXQ_SEARCH_X86 1
+#else
+#define MIXQ_SEARCH_X86 0
+#endif
 
 namespace mixq::search {
 
@@ -217,6 +226,24 @@ struct Fenwick {
   }
 };
 
+#if MIXQ_SEARCH_X86
+inline bool cpu_has_avx2() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return yes;
+}
+
+__attribute__((target("avx2"))) inline void relax_row_avx2(double* __restrict out, const double* __restrict in,
+                                                           std::int64_t n, double v) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double c = v + in[i];
+    out[i] = c < out[i] ? c : out[i];
+  }
+}
+#endif
+
 /// One solve of a compiled problem for one budget vector.
 class Engine {
  public:
@@ -256,12 +283,14 @@ class Engine {
   std::vector<double> w_;              // surrogate weight per row (mu_k / max(rb_k, 1))
   double R_ = 0.0;                     // surrogate budget
   std::vector<double> s_;              // surrogate use per option
-  struct Segment { double eff, ds, gain; int group, pos; };
+  struct Segment { double eff, ds, gain, du0, du1; int group, pos; };  // du0, du1: change of rows 0 and 1 (K = 2)
   std::vector<std::vector<int>> hull_;  // per group: hull option ids, increasing surrogate use
   std::vector<Segment> seg_;
   double lambda_ = 0.0;
   std::vector<int> hull_pos_;           // LP integer part: hull index per group
   std::vector<int> front_;              // build_lp scratch
+  double base_u_[2] = {0.0, 0.0};       // K = 2: rows 0 and 1 of the LP's first hull points
+  double lp_u_[2] = {0.0, 0.0};         // K = 2: rows 0 and 1 of the last value-only LP solution
 
   // Pruning: a node whose bound (without const_cost_) is >= cut_ cannot hold a solution cheaper than
   // min(incumbent, threshold) - tol, tol = relative_tolerance * max(1, |min(incumbent, threshold)|).
@@ -347,6 +376,7 @@ class Engine {
     hull_.resize(static_cast<std::size_t>(cp_.groups()));
     seg_.clear();
     double base_s = 0.0, base_c = 0.0;
+    base_u_[0] = base_u_[1] = 0.0;
     for (int g : free_) {
       // act_[g] is in increasing cost order (compile sorts each group, fixing keeps the order): the options with a
       // surrogate use below that of every cheaper option form the (cost, use) frontier, in decreasing use
@@ -358,7 +388,8 @@ class Engine {
         s_[static_cast<std::size_t>(j)] = v;
         if (!(v < smin)) continue;
         smin = v;
-        if (!front_.empty() && cp_.cost[static_cast<std::size_t>(front_.back())] == cp_.cost[static_cast<std::size_t>(j)])
+        const double cj = cp_.cost[static_cast<std::size_t>(j)];
+        if (!front_.empty() && cp_.cost[static_cast<std::size_t>(front_.back())] == cj)
           front_.back() = j;  // same cost, smaller use
         else
           front_.push_back(j);
@@ -380,10 +411,19 @@ class Engine {
       }
       base_s += s_[static_cast<std::size_t>(h[0])];
       base_c += cp_.cost[static_cast<std::size_t>(h[0])];
+      if (K_ == 2) {
+        base_u_[0] += use_k(h[0], 0);
+        base_u_[1] += use_k(h[0], 1);
+      }
       for (std::size_t i = 0; i + 1 < h.size(); ++i) {
         const double ds = s_[static_cast<std::size_t>(h[i + 1])] - s_[static_cast<std::size_t>(h[i])];
         const double gain = cp_.cost[static_cast<std::size_t>(h[i])] - cp_.cost[static_cast<std::size_t>(h[i + 1])];
-        seg_.push_back(Segment{gain / ds, ds, gain, g, static_cast<int>(i)});
+        double du0 = 0.0, du1 = 0.0;
+        if (K_ == 2) {
+          du0 = use_k(h[i + 1], 0) - use_k(h[i], 0);
+          du1 = use_k(h[i + 1], 1) - use_k(h[i], 1);
+        }
+        seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, g, static_cast<int>(i)});
       }
     }
     if (value_only) return greedy_value(base_s, base_c);
@@ -418,16 +458,19 @@ class Engine {
     if (r < -s_tol()) return std::numeric_limits<double>::infinity();
     r = std::max(r, 0.0);
     double value = base_c;
+    double u0 = base_u_[0], u1 = base_u_[1];
     std::size_t lo = 0, hi = seg_.size();
     const auto by_eff = [](const Segment& a, const Segment& b) { return a.eff > b.eff; };
     while (lo < hi) {
       const std::size_t mid = lo + (hi - lo) / 2;
       std::nth_element(seg_.begin() + static_cast<std::ptrdiff_t>(lo), seg_.begin() + static_cast<std::ptrdiff_t>(mid),
                        seg_.begin() + static_cast<std::ptrdiff_t>(hi), by_eff);
-      double ds = 0.0, gain = 0.0;
+      double ds = 0.0, gain = 0.0, d0 = 0.0, d1 = 0.0;
       for (std::size_t i = lo; i < mid; ++i) {
         ds += seg_[i].ds;
         gain += seg_[i].gain;
+        d0 += seg_[i].du0;
+        d1 += seg_[i].du1;
       }
       if (ds > r) {
         hi = mid;
@@ -435,11 +478,23 @@ class Engine {
       }
       r -= ds;
       value -= gain;
-      if (seg_[mid].ds > r) return value - seg_[mid].gain * (r / seg_[mid].ds);
-      r -= seg_[mid].ds;
-      value -= seg_[mid].gain;
+      u0 += d0;
+      u1 += d1;
+      const Segment& m = seg_[mid];
+      if (m.ds > r) {
+        const double f = r / m.ds;
+        lp_u_[0] = u0 + f * m.du0;
+        lp_u_[1] = u1 + f * m.du1;
+        return value - m.gain * f;
+      }
+      r -= m.ds;
+      value -= m.gain;
+      u0 += m.du0;
+      u1 += m.du1;
       lo = mid + 1;
     }
+    lp_u_[0] = u0;
+    lp_u_[1] = u1;
     return value;
   }
 
@@ -597,10 +652,41 @@ class Engine {
           mu[static_cast<std::size_t>(k)] / static_cast<double>(std::max<std::int64_t>(rb_[static_cast<std::size_t>(k)], 1));
     return build_lp(w, value_only);
   }
+  // K = 2: the surrogate dual by bisection on the angle. The LP solution of the surrogate uses u0, u1 of the two
+  // rows; when it exceeds row 0 the best angle puts more weight on row 0 (smaller angle), when it exceeds row 1,
+  // less; when it meets both it is optimal for the two-row LP and the bound cannot improve.
+  double bisect_weights() {
+    const double half_pi = 1.5707963267948966;
+    const int steps = 12;
+    double lo = 0.0, hi = half_pi - 1e-9;
+    double best = -std::numeric_limits<double>::infinity(), best_th = phi_[1];
+    std::vector<double> ph = phi_;
+    for (int it = 0; it < steps; ++it) {
+      ph[1] = it == 0 ? phi_[1] : 0.5 * (lo + hi);
+      const double f = eval_weights(ph);
+      if (std::isinf(f)) return f;
+      if (f > best) {
+        best = f;
+        best_th = ph[1];
+      }
+      const auto excess = [&](int k) {
+        const double b = static_cast<double>(rb_[static_cast<std::size_t>(k)]);
+        return (lp_u_[k] - b) / std::max(b, 1.0);
+      };
+      const double v0 = excess(0), v1 = excess(1);
+      if (v0 > 1e-12 && v0 >= v1) hi = ph[1];
+      else if (v1 > 1e-12) lo = ph[1];
+      else break;
+    }
+    phi_[1] = best_th;
+    return eval_weights(phi_, false);
+  }
+
   double choose_weights(bool search) {
     const double half_pi = 1.5707963267948966;
     if (phi_.size() != static_cast<std::size_t>(K_)) phi_.assign(static_cast<std::size_t>(K_), half_pi / 2);
     if (K_ == 1 || !search) return eval_weights(phi_, false);
+    if (K_ == 2) return bisect_weights();
     double best = eval_weights(phi_);
     if (std::isinf(best)) return best;
     const int passes = K_ == 2 ? 1 : 2;
@@ -664,6 +750,18 @@ class Engine {
   std::int64_t e_used_ = 0;
   std::vector<double> dp_pen_;         // per option: sum_{k != A} lambda_k use_k
   double dp_L0_ = 0.0;                 // sum_{k != A} lambda_k budget_k
+
+  // out[i] = min(out[i], v + in[i]) for i < n (distinct rows of a DP table; written to vectorise, with a 4-lane
+  // AVX2 path on x86 CPUs that have it: the same additions and comparisons, so the same values)
+  static void relax_row(double* __restrict out, const double* __restrict in, std::int64_t n, double v) {
+#if MIXQ_SEARCH_X86
+    if (n >= 8 && cpu_has_avx2()) return relax_row_avx2(out, in, n, v);
+#endif
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double c = v + in[i];
+      out[i] = c < out[i] ? c : out[i];
+    }
+  }
 
   static std::int64_t gcd64(std::int64_t a, std::int64_t b) {
     while (b != 0) {
@@ -754,12 +852,8 @@ class Engine {
       }
       double* out = &table_[static_cast<std::size_t>(d * (E + 1))];
       const double* in = &table_[static_cast<std::size_t>((d + 1) * (E + 1))];
-      for (const auto& o : opts) {
-        for (std::int64_t e = o.first; e <= E; ++e) {
-          const double v = o.second + in[e - o.first];
-          if (v < out[e]) out[e] = v;
-        }
-      }
+      for (const auto& o : opts)
+        if (o.first <= E) relax_row(out + o.first, in, E + 1 - o.first, o.second);
     }
   }
 
@@ -845,7 +939,7 @@ class Engine {
       for (int j : act_[static_cast<std::size_t>(grp)]) {
         const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
         const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
-        for (std::int64_t e = u; e <= E; ++e) out[e] = std::min(out[e], v + in[e - u]);
+        if (u <= E) relax_row(out + u, in, E + 1 - u, v);
       }
     }
   }
@@ -1175,7 +1269,7 @@ class Engine {
   }
 
   // Thresholds of the attempts, as fractions of the gap between the root bound and the first incumbent.
-  static std::vector<double> threshold_fractions() { return {0.25, 0.5}; }
+  static std::vector<double> threshold_fractions() { return {0.1, 0.25, 0.5}; }
 };
 
 /// Solves one budget vector of a compiled problem; choice is filled per group. Handles joint infeasibility by
@@ -1243,8 +1337,9 @@ inline void expand_solution(const Problem& p, const Compiled& cp, const std::vec
 namespace detail {
 
 /// Solves a compiled problem for one budget vector (checked here) and fills the per-class solution.
-inline Solution solve_problem(const Problem& problem, const Compiled& compiled, const std::vector<std::int64_t>& budgets,
-                              const SolveOptions& options, const std::vector<int>* warm_start) {
+inline Solution solve_problem(const Problem& problem, const Compiled& compiled,
+                              const std::vector<std::int64_t>& budgets, const SolveOptions& options,
+                              const std::vector<int>* warm_start) {
   if (budgets.size() != problem.budgets.size())
     mixq::detail::fail("solve: expected K=", problem.budgets.size(), " budgets, got ", budgets.size());
   for (std::size_t k = 0; k < budgets.size(); ++k)
