@@ -2,7 +2,8 @@
 // complete solve to proven optimality from the Problem (our compile + solve; CBC model build + solve).
 //   LIMPQ ResNet-50 (real / quirk indicators, 52 x 25 options, BitOps + size rows)
 //   ResNet-18 and MobileNetV2 with synthetic monotone indicators
-//   LLM-scale: 80 blocks x 7 linear layers x 12 options (bits {2,3,4,5,6,8} x group {64,128}), 2 rows
+//   LLM-scale: 80 blocks x 7 linear layers x 12 options (bits {2,3,4,5,6,8} x group {64,128}), 2 rows; the same
+//   generator with seeds 1-6 (BM_mixq_llm_560x12_seed) for the spread between instances
 //   Pareto sweep of 100 BitOps budgets on LIMPQ ResNet-50
 #include <benchmark/benchmark.h>
 #include <mixq/mixq.hpp>
@@ -33,13 +34,13 @@ ms::Problem synthetic(bool mobile) {
 // Llama-2-70B-shaped: hidden 8192, grouped KV 1024, MLP 28672. Row 0: size in bits (weights + one fp16 scale per
 // group); row 1: a dequantization-cost model (units per weight by bit-width, +1 for group 64). Costs: a
 // log-uniform per-layer sensitivity times 4^-bits, x1.2 for group 128.
-ms::Problem llm_instance() {
+ms::Problem llm_instance(std::uint64_t seed = 12345) {
   const std::int64_t shapes[7][2] = {{8192, 8192}, {8192, 1024}, {8192, 1024}, {8192, 8192},
                                      {8192, 28672}, {8192, 28672}, {28672, 8192}};
   const char* names[7] = {"q", "k", "v", "o", "gate", "up", "down"};
   const int bits[6] = {2, 3, 4, 5, 6, 8};
   const int unpack[9] = {0, 0, 3, 5, 2, 6, 5, 0, 1};
-  std::uint64_t state = 12345;
+  std::uint64_t state = seed;
   auto uniform = [&]() {
     state = state * 6364136223846793005ULL + 1442695040888963407ULL;
     return static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0);
@@ -118,8 +119,13 @@ void BM_mixq_resnet18_synthetic(benchmark::State& s) { bench_mixq(s, [] { return
 void BM_cbc_resnet18_synthetic(benchmark::State& s) { bench_cbc(s, [] { return synthetic(false); }); }
 void BM_mixq_mobilenet_v2_synthetic(benchmark::State& s) { bench_mixq(s, [] { return synthetic(true); }); }
 void BM_cbc_mobilenet_v2_synthetic(benchmark::State& s) { bench_cbc(s, [] { return synthetic(true); }); }
-void BM_mixq_llm_560x12(benchmark::State& s) { bench_mixq(s, llm_instance); }
-void BM_cbc_llm_560x12(benchmark::State& s) { bench_cbc(s, llm_instance); }
+void BM_mixq_llm_560x12(benchmark::State& s) { bench_mixq(s, [] { return llm_instance(); }); }
+void BM_cbc_llm_560x12(benchmark::State& s) { bench_cbc(s, [] { return llm_instance(); }); }
+// The same generator with other seeds (argument): how much the LLM-scale solve time depends on the instance.
+void BM_mixq_llm_560x12_seed(benchmark::State& s) {
+  const auto seed = static_cast<std::uint64_t>(s.range(0));
+  bench_mixq(s, [seed] { return llm_instance(seed); });
+}
 
 // 100 BitOps budgets from the W2A2 to the W6A6 level (size fixed at 12.2x), one call: items = sweeps.
 void BM_mixq_pareto_100_bitops_r50(benchmark::State& state) {
@@ -167,6 +173,7 @@ BENCHMARK(BM_mixq_mobilenet_v2_synthetic)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_cbc_mobilenet_v2_synthetic)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_mixq_llm_560x12)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_cbc_llm_560x12)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_mixq_llm_560x12_seed)->DenseRange(1, 6)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_mixq_pareto_100_bitops_r50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_mixq_100_independent_bitops_r50)->Unit(benchmark::kMicrosecond);
 
