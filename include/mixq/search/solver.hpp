@@ -20,13 +20,14 @@
 ///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
 ///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing (table rows are relaxed 4 doubles at a time
 ///    with AVX2 on x86 CPUs that have it, 2 with SSE2/NEON otherwise: same values). The DP is built only when its
-///    table is small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid); after a
-///    large table the later rounds fix with the LP only and the branch and bound builds the table once.
+///    table is small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid); after
+///    a large table the later rounds fix with the LP only and the branch and bound builds the table once.
 /// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
 ///    T = L + (U - L) / 10, L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than
 ///    min(incumbent, T): fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to
-///    L. An attempt that ends with incumbent <= T has searched everything cheaper than the incumbent (optimal); otherwise it
-///    proved that no solution is cheaper than T - tol, and the next attempt starts from the state after step 5.
+///    L. An attempt that ends with incumbent <= T has searched everything cheaper than the incumbent (optimal);
+///    otherwise it proved that no solution is cheaper than T - tol, and the next attempt starts from the state
+///    after step 5.
 /// 7. In each attempt, depth-first branch and bound; every node is bounded by the surrogate LP of the classes
 ///    still open (a Fenwick tree over the hull segments sorted by efficiency gives it in O(log n)), by the
 ///    fixed-multiplier Lagrangian bound, by the DP table (O(1)), and by exact per-row minimum uses.
