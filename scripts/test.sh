@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every test in three stages, each in its own folder under build/:
-#   1. release   Release build, every ctest test (unit tests, packaging checks, examples' smoke tests)
+#   1. release   Release build (examples and benchmarks compiled, not run), every ctest test (unit tests, the
+#                ODR check, the find_package and add_subdirectory consumer builds)
 #   2. sanitize  ASan + UBSan build (-fno-sanitize-recover=all) at -O1 -g1, the unit tests
 #   3. aarch64   cross build for 64-bit ARM, the unit tests under qemu-aarch64
 #   4. fuzz      (when tests/fuzz exists) the libFuzzer targets, 60 s each over their seed corpus
