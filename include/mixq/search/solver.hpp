@@ -19,9 +19,9 @@
 /// 5. Root fixing rounds: reduced-cost fixing with the Lagrangian multiplier of the surrogate LP; a DP relaxation
 ///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
 ///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing (table rows are relaxed 4 doubles at a time
-///    with AVX2 on x86 CPUs that have it, 2 with SSE2/NEON otherwise: same values). The DP is built only when its
-///    table is small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound valid); after
-///    a large table the later rounds fix with the LP only and the branch and bound builds the table once.
+///    with AVX2 when the kernels' dispatch has it active, 2 with SSE2/NEON otherwise: same values). The DP is built
+///    only when its table is small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound
+///    valid); after a large table the later rounds fix with the LP only and the branch and bound builds the table once.
 /// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
 ///    T = L + (U - L) / 10, L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than
 ///    min(incumbent, T): fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to
@@ -46,13 +46,8 @@
 #include <vector>
 
 #include "mixq/error.hpp"
+#include "mixq/kernels/dispatch.hpp"
 #include "mixq/search/problem.hpp"
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define MIXQ_SEARCH_X86 1
-#else
-#define MIXQ_SEARCH_X86 0
-#endif
 
 namespace mixq::search {
 
@@ -227,17 +222,15 @@ struct Fenwick {
   }
 };
 
-#if MIXQ_SEARCH_X86
-inline bool cpu_has_avx2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return yes;
+#if defined(MIXQ_KERNELS_X86)
+// The kernels' runtime dispatch decides (CPUID, MIXQ_FORCE_ISA): AVX2 or AVX-512 active means AVX2 is usable.
+inline bool avx2_active() {
+  const kernels::Isa isa = kernels::active_isa();
+  return isa == kernels::Isa::avx2 || isa == kernels::Isa::avx512;
 }
 
-__attribute__((target("avx2"))) inline void relax_row_avx2(double* __restrict out, const double* __restrict in,
-                                                           std::int64_t n, double v) {
+MIXQ_TARGET_AVX2 inline void relax_row_avx2(double* __restrict out, const double* __restrict in, std::int64_t n,
+                                            double v) {
   for (std::int64_t i = 0; i < n; ++i) {
     const double c = v + in[i];
     out[i] = c < out[i] ? c : out[i];
@@ -753,10 +746,10 @@ class Engine {
   double dp_L0_ = 0.0;                 // sum_{k != A} lambda_k budget_k
 
   // out[i] = min(out[i], v + in[i]) for i < n (distinct rows of a DP table; written to vectorise, with a 4-lane
-  // AVX2 path on x86 CPUs that have it: the same additions and comparisons, so the same values)
+  // AVX2 path when the kernels' dispatch has AVX2 active: the same additions and comparisons, so the same values)
   static void relax_row(double* __restrict out, const double* __restrict in, std::int64_t n, double v) {
-#if MIXQ_SEARCH_X86
-    if (n >= 8 && cpu_has_avx2()) return relax_row_avx2(out, in, n, v);
+#if defined(MIXQ_KERNELS_X86)
+    if (n >= 8 && avx2_active()) return relax_row_avx2(out, in, n, v);
 #endif
     for (std::int64_t i = 0; i < n; ++i) {
       const double c = v + in[i];
