@@ -374,6 +374,8 @@ class Engine {
       : cp_(cp), K_(cp.K), b_(budgets), opt_(opt) {
     dp::take(table_buf_);
     dp::take(fwd_buf_);
+    ud_.resize(cp.use.size());
+    for (std::size_t i = 0; i < cp.use.size(); ++i) ud_[i] = static_cast<double>(cp.use[i]);
   }
   ~Engine() {
     dp::give(table_buf_);
@@ -433,7 +435,8 @@ class Engine {
     cut_ = std::isfinite(lim) ? lim - opt_.relative_tolerance * std::max(1.0, std::fabs(lim)) - const_cost_
                               : std::numeric_limits<double>::infinity();
   }
-  double use_k(int j, int k) const { return static_cast<double>(cp_.use[static_cast<std::size_t>(j * K_ + k)]); }
+  std::vector<double> ud_;  // cp_.use as doubles
+  double use_k(int j, int k) const { return ud_[static_cast<std::size_t>(j * K_ + k)]; }
   std::int64_t iuse(int j, int k) const { return cp_.use[static_cast<std::size_t>(j * K_ + k)]; }
 
   Solution infeasible(int k, std::int64_t min_use) {
@@ -509,14 +512,20 @@ class Engine {
     seg_.clear();
     double base_s = 0.0, base_c = 0.0;
     base_u_[0] = base_u_[1] = 0.0;
+    const double w0 = w[0], w1 = K_ == 2 ? w[1] : 0.0;
     for (int g : free_) {
       // act_[g] is in increasing cost order (compile sorts each group, fixing keeps the order): the options with a
       // surrogate use below that of every cheaper option form the (cost, use) frontier, in decreasing use
       front_.clear();
       double smin = std::numeric_limits<double>::infinity();
       for (int j : act_[static_cast<std::size_t>(g)]) {
-        double v = 0.0;
-        for (int k = 0; k < K_; ++k) v += w[static_cast<std::size_t>(k)] * use_k(j, k);
+        double v;
+        if (K_ == 2) {
+          v = w0 * ud_[2 * static_cast<std::size_t>(j)] + w1 * ud_[2 * static_cast<std::size_t>(j) + 1];
+        } else {
+          v = 0.0;
+          for (int k = 0; k < K_; ++k) v += w[static_cast<std::size_t>(k)] * use_k(j, k);
+        }
         s_[static_cast<std::size_t>(j)] = v;
         if (!(v < smin)) continue;
         smin = v;
