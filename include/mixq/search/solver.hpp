@@ -1095,18 +1095,23 @@ class Engine {
     const std::int64_t E = dp_excess_;
     const double limit = cut_ + dp_L0_;
     bool changed = false;
+    dp_path(&path_rem_);
     for (std::size_t d = 0; d < order_.size(); ++d) {
       const int grp = order_[d];
       // with option j forced (u units): min over e1 + e2 = E - u of forward(e1) + backward(e2); in the reversed
-      // forward row, forward(E - u - e2) sits at index u + e2, so this is one contiguous sum-and-minimum
+      // forward row, forward(E - u - e2) sits at index u + e2, so this is one contiguous sum-and-minimum. The split
+      // of the relaxation's optimal path (r units left before this class) gives one term of it, fr[r] + t[r - u]:
+      // when that is already below the limit the option stays without the scan
       const double* fr = &fwd_[d * static_cast<std::size_t>(E + 1)];
       const double* t = &table_[(d + 1) * static_cast<std::size_t>(E + 1)];
+      const std::int64_t r = path_rem_[d];
       std::vector<int>& a = act_[static_cast<std::size_t>(grp)];
       const std::size_t before = a.size();
       a.erase(std::remove_if(a.begin(), a.end(), [&](int j) {
                 const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
                 if (u > E) return true;
                 const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
+                if (u <= r && v + (fr[r] + t[r - u]) < limit) return false;
                 return v + dp::min_sum(fr + u, t, E + 1 - u) >= limit;
               }),
               a.end());
@@ -1119,13 +1124,17 @@ class Engine {
     return changed;
   }
 
-  // The optimal solution of the DP relaxation (meets row A exactly), as a heuristic start.
-  std::vector<int> dp_path() const {
+  // The optimal solution of the DP relaxation (meets row A exactly), as a heuristic start. rem: if given, the units
+  // of row A the path has left before each depth.
+  std::vector<std::int64_t> path_rem_;
+  std::vector<int> dp_path(std::vector<std::int64_t>* rem = nullptr) const {
     std::vector<int> cur = fixed_choice_;
     std::int64_t e = dp_excess_;
     const std::int64_t E = dp_excess_;
+    if (rem) rem->resize(order_.size());
     for (std::size_t d = 0; d < order_.size(); ++d) {
       const int grp = order_[d];
+      if (rem) (*rem)[d] = e;
       const double* t = &table_[(d + 1) * static_cast<std::size_t>(E + 1)];
       double best = std::numeric_limits<double>::infinity();
       int bj = act_[static_cast<std::size_t>(grp)][0];
