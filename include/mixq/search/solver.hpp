@@ -134,12 +134,19 @@ inline void dominance_filter(Compiled& cp) {
     });
     kept.clear();
     for (int i : order) {
+      // a kept option precedes i: cost no higher, and (uses lexicographically smaller, or identical with a lower
+      // index); it dominates i when none of its uses is larger
       bool dominated = false;
-      for (std::size_t t = 0; t < kept.size() && !dominated; ++t) {
-        // kept[t] precedes i: cost no higher, and (uses lexicographically smaller, or identical with a lower index)
-        bool le = true;
-        for (int k = 0; k < K && le; ++k) le = u(kept[t], k) <= u(i, k);
-        dominated = le;
+      if (K == 2) {
+        const std::int64_t a0 = u(i, 0), a1 = u(i, 1);
+        for (std::size_t t = 0; t < kept.size() && !dominated; ++t)
+          dominated = u(kept[t], 0) <= a0 && u(kept[t], 1) <= a1;
+      } else {
+        for (std::size_t t = 0; t < kept.size() && !dominated; ++t) {
+          bool le = true;
+          for (int k = 0; k < K && le; ++k) le = u(kept[t], k) <= u(i, k);
+          dominated = le;
+        }
       }
       if (dominated) continue;
       kept.push_back(i);
@@ -183,6 +190,11 @@ inline Compiled compile(const Problem& p) {
   }
   const int K = cp.K;
   cp.begin.push_back(0);
+  std::size_t total = 0;
+  for (const std::vector<int>& m : cp.members) total += p.classes[static_cast<std::size_t>(m[0])].options.size();
+  cp.cost.reserve(total);
+  cp.option.reserve(total);
+  cp.use.reserve(total * static_cast<std::size_t>(K));
   for (const std::vector<int>& m : cp.members) {
     const std::size_t nopt = p.classes[static_cast<std::size_t>(m[0])].options.size();
     for (std::size_t j = 0; j < nopt; ++j) {
