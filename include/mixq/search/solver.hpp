@@ -437,6 +437,38 @@ class Engine {
   std::vector<int> front_;              // build_lp scratch
   double base_u_[2] = {0.0, 0.0};       // K = 2: rows 0 and 1 of the LP's first hull points
   double lp_u_[2] = {0.0, 0.0};         // K = 2: rows 0 and 1 of the last value-only LP solution
+  // lp_current_: the data above is the full (sorted) LP of the current active options at the current angles, with
+  // value lp_value_ (a value-only evaluation or any change of the active options clears it)
+  bool lp_current_ = false;
+  double lp_value_ = 0.0;
+  struct LpSnapshot {
+    std::vector<double> w, s;
+    double R = 0.0, lambda = 0.0, value = 0.0;
+    std::vector<std::vector<int>> hull;
+    std::vector<Segment> seg;
+    std::vector<int> hull_pos;
+  };
+  void save_lp(LpSnapshot& a) const {
+    a.w = w_;
+    a.s = s_;
+    a.R = R_;
+    a.lambda = lambda_;
+    a.value = lp_value_;
+    a.hull = hull_;
+    a.seg = seg_;
+    a.hull_pos = hull_pos_;
+  }
+  void load_lp(const LpSnapshot& a) {
+    w_ = a.w;
+    s_ = a.s;
+    R_ = a.R;
+    lambda_ = a.lambda;
+    lp_value_ = a.value;
+    hull_ = a.hull;
+    seg_ = a.seg;
+    hull_pos_ = a.hull_pos;
+    lp_current_ = true;
+  }
 
   // Pruning: a node whose bound (without const_cost_) is >= cut_ cannot hold a solution cheaper than
   // min(incumbent, threshold) - tol, tol = relative_tolerance * max(1, |min(incumbent, threshold)|).
@@ -461,6 +493,7 @@ class Engine {
 
   // Row filtering. Returns -1 if fine, else the violated row (min_use_out set).
   int row_filter(std::int64_t& min_use_out) {
+    lp_current_ = false;
     const int G = cp_.groups();
     std::vector<std::int64_t> gmin(static_cast<std::size_t>(G * K_));
     bool first = true;
@@ -492,6 +525,7 @@ class Engine {
   }
 
   void fold_constants() {
+    lp_current_ = false;
     const int G = cp_.groups();
     const double ub_abs = ub_ + const_cost_;
     free_.clear();
@@ -579,6 +613,7 @@ class Engine {
         seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, g, static_cast<int>(i)});
       }
     }
+    lp_current_ = false;
     if (value_only) return greedy_value(base_s, base_c);
     std::sort(seg_.begin(), seg_.end(), [](const Segment& a, const Segment& b) {
       if (a.eff != b.eff) return a.eff > b.eff;
@@ -591,6 +626,7 @@ class Engine {
     if (r < -s_tol()) return std::numeric_limits<double>::infinity();
     r = std::max(r, 0.0);
     double value = base_c;
+    lp_current_ = true;
     for (const Segment& sg : seg_) {
       if (sg.ds <= r) {
         r -= sg.ds;
@@ -602,6 +638,7 @@ class Engine {
         break;
       }
     }
+    lp_value_ = value;
     return value;
   }
 
@@ -1041,6 +1078,7 @@ class Engine {
       a.erase(std::remove_if(a.begin(), a.end(), [&](int j) { return lag_ + delta_[static_cast<std::size_t>(j)] >= limit; }), a.end());
       if (a.size() != before) changed = true;
     }
+    if (changed) lp_current_ = false;
     return changed;
   }
 
@@ -1129,10 +1167,12 @@ class Engine {
               a.end());
       if (a.empty()) {
         empty = true;
+        lp_current_ = false;
         return changed;
       }
       if (a.size() != before) changed = true;
     }
+    if (changed) lp_current_ = false;
     return changed;
   }
 
@@ -1290,7 +1330,8 @@ class Engine {
         offer(fixed_choice_);
         return true;
       }
-      const double lp = choose_weights(false);
+      // round 0 right after the multiplier search or at the start of an attempt: the LP is already there
+      const double lp = lp_current_ ? lp_value_ : choose_weights(false);
       if (std::isinf(lp)) return true;  // the surrogate is infeasible: nothing cheaper than the incumbent exists
       lagrangian();
       if (round == 0) round0_bound_ = std::max(lp, lag_) + const_cost_;
@@ -1376,6 +1417,9 @@ class Engine {
       // last attempt has T = +inf (the plain search).
       const std::vector<std::vector<int>> act0 = act_;
       const std::vector<int> free0 = free_, fixed0 = fixed_choice_;
+      const bool lp0 = lp_current_;  // the root rounds ended without fixing anything: their last LP is act0's
+      LpSnapshot snap;
+      if (lp0) save_lp(snap);
       const std::vector<std::int64_t> rb0 = rb_;
       const double const0 = const_cost_;
       std::vector<double> thresholds;
@@ -1393,6 +1437,8 @@ class Engine {
         const_cost_ = const0;
         ub_ = ub_abs - const_cost_;
         update_cut();
+        if (lp0) load_lp(snap);
+        else lp_current_ = false;
         if (!root_rounds()) branch_and_bound();
         if (aborted_ || ub_ + const_cost_ <= thr_) break;
         root = std::max(root, thr_ - opt_.relative_tolerance * std::max(1.0, std::fabs(thr_)));
