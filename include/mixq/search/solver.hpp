@@ -360,7 +360,8 @@ struct Buffer {
 };
 
 /// The DP tables' memory, kept per thread between solves (fresh memory at every solve costs page faults).
-/// At most four buffers of at most 2^21 doubles (16 MiB) each are kept.
+/// At most four buffers are kept, each of at most 2^21 doubles (larger ones are freed). One solve uses two (four
+/// while an infeasible problem is analysed), and below 16,384 classes its tables have at most 2^18 entries (2 MiB).
 inline std::vector<Buffer>& stash() {
   thread_local std::vector<Buffer> s;
   return s;
