@@ -380,6 +380,10 @@ inline void give(Buffer& b) {
 
 }  // namespace dp
 
+/// Largest number of entries of the per-depth running sums the branch and bound uses for its node LP (see
+/// Engine::node_lp); above it, a Fenwick tree. A variable so that the tests can run both paths.
+inline std::size_t node_lp_sums_limit = std::size_t{1} << 21;
+
 /// One solve of a compiled problem for one budget vector.
 class Engine {
  public:
@@ -1083,10 +1087,28 @@ class Engine {
     return changed;
   }
 
+  // Node LP: the open classes at depth d are always order_[d..], so each depth gets the running sums of its classes'
+  // hull segments in efficiency order and a node's LP is one binary search. When those arrays would exceed
+  // node_lp_sums_limit entries, a Fenwick tree over all segments, updated as classes are entered and left, gives
+  // the same sums.
+  bool sfx_ = false;
+  std::vector<std::size_t> sfx_off_;                      // per depth: first entry
+  std::vector<double> sfx_cds_, sfx_cg_, sfx_ds_, sfx_gain_;  // running ds and gain (inclusive), ds and gain
+  std::vector<int> depth_of_;
+
   double node_lp(int d, double r_sur) const {
     double avail = r_sur - suf_base_s_[static_cast<std::size_t>(d)];
     if (avail < -s_tol()) return std::numeric_limits<double>::infinity();
     if (avail < 0.0) avail = 0.0;
+    if (sfx_) {
+      const std::size_t b = sfx_off_[static_cast<std::size_t>(d)], len = sfx_off_[static_cast<std::size_t>(d) + 1] - b;
+      const double* cds = sfx_cds_.data() + b;
+      const std::size_t p = static_cast<std::size_t>(std::upper_bound(cds, cds + len, avail) - cds);
+      const double acc_s = p > 0 ? cds[p - 1] : 0.0, acc_g = p > 0 ? sfx_cg_[b + p - 1] : 0.0;
+      double value = suf_base_c_[static_cast<std::size_t>(d)] - acc_g;
+      if (p < len && sfx_ds_[b + p] > 0.0) value -= sfx_gain_[b + p] * std::min(1.0, (avail - acc_s) / sfx_ds_[b + p]);
+      return value;
+    }
     // largest prefix p with sum ds <= avail
     std::size_t pos = 0;
     double acc_s = 0.0, acc_g = 0.0;
@@ -1233,7 +1255,7 @@ class Engine {
       return;
     }
     const int g = order_[static_cast<std::size_t>(d)];
-    remove_group(g, -1.0);
+    if (!sfx_) remove_group(g, -1.0);
     const std::int64_t* smin = &suf_min_[static_cast<std::size_t>((d + 1) * K_)];
     std::vector<std::pair<double, int>>& cand = cand_[static_cast<std::size_t>(d)];
     cand.clear();
@@ -1273,7 +1295,7 @@ class Engine {
       for (int k = 0; k < K_; ++k) used_[static_cast<std::size_t>(k)] -= iuse(j, k);
       if (aborted_) break;
     }
-    remove_group(g, 1.0);
+    if (!sfx_) remove_group(g, 1.0);
   }
 
   bool dp_current_ = false;  // order_ and the DP table match act_ (built in the last root round, nothing fixed since)
@@ -1302,15 +1324,42 @@ class Engine {
       }
     }
     const std::size_t n = seg_.size();
-    fs_.reset(n);
-    fg_.reset(n);
-    cur_ds_.assign(n, 0.0);
-    cur_gain_.assign(n, 0.0);
-    seg_of_.assign(static_cast<std::size_t>(cp_.groups()), {});
-    for (std::size_t p = 0; p < n; ++p) seg_of_[static_cast<std::size_t>(seg_[p].group)].push_back(static_cast<int>(p));
-    for (int g : free_) remove_group(g, 1.0);
-    log2n_ = 0;
-    while ((std::size_t{1} << (log2n_ + 1)) <= n) ++log2n_;
+    depth_of_.assign(static_cast<std::size_t>(cp_.groups()), -1);
+    for (int d = 0; d < nf; ++d) depth_of_[static_cast<std::size_t>(order_[static_cast<std::size_t>(d)])] = d;
+    std::size_t total = 0;
+    for (const Segment& sg : seg_) total += static_cast<std::size_t>(depth_of_[static_cast<std::size_t>(sg.group)] + 1);
+    sfx_ = total <= node_lp_sums_limit;
+    if (sfx_) {
+      sfx_off_.assign(static_cast<std::size_t>(nf) + 2, 0);
+      sfx_cds_.clear();
+      sfx_cg_.clear();
+      sfx_ds_.clear();
+      sfx_gain_.clear();
+      for (int d = 0; d <= nf; ++d) {
+        sfx_off_[static_cast<std::size_t>(d)] = sfx_cds_.size();
+        double cs = 0.0, cg = 0.0;
+        for (const Segment& sg : seg_) {
+          if (depth_of_[static_cast<std::size_t>(sg.group)] < d) continue;
+          cs += sg.ds;
+          cg += sg.gain;
+          sfx_cds_.push_back(cs);
+          sfx_cg_.push_back(cg);
+          sfx_ds_.push_back(sg.ds);
+          sfx_gain_.push_back(sg.gain);
+        }
+      }
+      sfx_off_[static_cast<std::size_t>(nf) + 1] = sfx_cds_.size();
+    } else {
+      fs_.reset(n);
+      fg_.reset(n);
+      cur_ds_.assign(n, 0.0);
+      cur_gain_.assign(n, 0.0);
+      seg_of_.assign(static_cast<std::size_t>(cp_.groups()), {});
+      for (std::size_t p = 0; p < n; ++p) seg_of_[static_cast<std::size_t>(seg_[p].group)].push_back(static_cast<int>(p));
+      for (int g : free_) remove_group(g, 1.0);
+      log2n_ = 0;
+      while ((std::size_t{1} << (log2n_ + 1)) <= n) ++log2n_;
+    }
     choice_.assign(static_cast<std::size_t>(cp_.groups()), -1);
     used_.assign(static_cast<std::size_t>(K_), 0);
     cand_.assign(static_cast<std::size_t>(nf), {});
