@@ -30,8 +30,9 @@
 ///    otherwise it proved that no solution is cheaper than T - tol, and the next attempt starts from the state
 ///    after step 5.
 /// 7. In each attempt, depth-first branch and bound; every node is bounded by the surrogate LP of the classes
-///    still open (a Fenwick tree over the hull segments sorted by efficiency gives it in O(log n)), by the
-///    fixed-multiplier Lagrangian bound, by the DP table (O(1)), and by exact per-row minimum uses.
+///    still open (the open classes at depth d are always the same suffix of the class order, so running sums of
+///    their hull segments in efficiency order give it by one binary search; a Fenwick tree for very large
+///    problems), by the fixed-multiplier Lagrangian bound, by the DP table (O(1)), and by exact per-row minimum uses.
 /// Tolerance: a node is pruned when its bound >= c - tol, c = min(incumbent, T), tol = relative_tolerance *
 /// max(1, |c|) (default 1e-9). OPTIMAL therefore means: no solution is cheaper than the returned one by more than
 /// tol.
