@@ -134,14 +134,21 @@ inline void dominance_filter(Compiled& cp) {
       return x < y;
     });
     kept.clear();
+    std::int64_t min0 = std::numeric_limits<std::int64_t>::max(), min1 = min0;
     for (int i : order) {
       // a kept option precedes i: cost no higher, and (uses lexicographically smaller, or identical with a lower
       // index); it dominates i when none of its uses is larger
       bool dominated = false;
       if (K == 2) {
+        // below the kept options' smallest use in either row, nothing kept can dominate i
         const std::int64_t a0 = u(i, 0), a1 = u(i, 1);
-        for (std::size_t t = 0; t < kept.size() && !dominated; ++t)
-          dominated = u(kept[t], 0) <= a0 && u(kept[t], 1) <= a1;
+        if (a0 >= min0 && a1 >= min1)
+          for (std::size_t t = 0; t < kept.size() && !dominated; ++t)
+            dominated = u(kept[t], 0) <= a0 && u(kept[t], 1) <= a1;
+        if (!dominated) {
+          min0 = std::min(min0, a0);
+          min1 = std::min(min1, a1);
+        }
       } else {
         for (std::size_t t = 0; t < kept.size() && !dominated; ++t) {
           bool le = true;
