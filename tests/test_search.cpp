@@ -332,55 +332,37 @@ ms::Problem bit_width_like_problem(std::mt19937_64& rng, int n, int max_options)
   return p;
 }
 
+// Each instance is solved twice: with the branch and bound's node LP as per-depth running sums (the default) and
+// as the Fenwick tree kept for problems whose sums would be too large. Both must give the optimum, with node counts
+// that differ at most by rounding.
 TEST(SearchSolver, AgreesWithTwoRowDpOnMediumInstances) {
   const int count = std::max(1, static_cast<int>(80 * test_scale()));
-  int with_nodes = 0;
-  for (int it = 0; it < count; ++it) {
-    std::mt19937_64 rng(555u + static_cast<std::uint64_t>(it) * 101u);
-    const ms::Problem p = bit_width_like_problem(rng, 10 + it % 9, 4 + it % 4);
-    SCOPED_TRACE("instance " + std::to_string(it));
-    const double want = two_row_dp_optimum(p);
-    const ms::Solution s = ms::solve(p);
-    if (std::isinf(want)) {
-      EXPECT_EQ(s.status, ms::Status::infeasible);
-      continue;
-    }
-    ASSERT_EQ(s.status, ms::Status::optimal);
-    EXPECT_NEAR(s.objective, want, 1e-9 * std::max(1.0, std::fabs(want)));
-    check_solution(p, s);
-    with_nodes += s.nodes > 0;
-  }
-  EXPECT_GT(with_nodes, count / 5);  // the branch and bound ran on many of them (about 1 in 4 at every scale)
-}
-
-// The branch and bound's node LP has two implementations (per-depth running sums, or a Fenwick tree for problems
-// whose sums would be too large): both must give the optimum, with node counts that differ at most by rounding.
-TEST(SearchSolver, FenwickNodeLpAgreesWithRunningSums) {
-  const int count = std::max(1, static_cast<int>(80 * test_scale()));
   const std::size_t saved = ms::detail::node_lp_sums_limit;
+  int with_nodes = 0;
   long long nodes_sums = 0, nodes_fenwick = 0;
   for (int it = 0; it < count; ++it) {
     std::mt19937_64 rng(555u + static_cast<std::uint64_t>(it) * 101u);
     const ms::Problem p = bit_width_like_problem(rng, 10 + it % 9, 4 + it % 4);
     SCOPED_TRACE("instance " + std::to_string(it));
     const double want = two_row_dp_optimum(p);
-    ms::detail::node_lp_sums_limit = saved;
-    const ms::Solution a = ms::solve(p);
-    ms::detail::node_lp_sums_limit = 0;
-    const ms::Solution b = ms::solve(p);
-    ms::detail::node_lp_sums_limit = saved;
-    if (std::isinf(want)) {
-      EXPECT_EQ(b.status, ms::Status::infeasible);
-      continue;
+    for (const std::size_t limit : {saved, std::size_t{0}}) {
+      SCOPED_TRACE(limit == 0 ? "Fenwick node LP" : "running-sums node LP");
+      ms::detail::node_lp_sums_limit = limit;
+      const ms::Solution s = ms::solve(p);
+      ms::detail::node_lp_sums_limit = saved;
+      if (std::isinf(want)) {
+        EXPECT_EQ(s.status, ms::Status::infeasible);
+        continue;
+      }
+      ASSERT_EQ(s.status, ms::Status::optimal);
+      EXPECT_NEAR(s.objective, want, 1e-9 * std::max(1.0, std::fabs(want)));
+      check_solution(p, s);
+      (limit == 0 ? nodes_fenwick : nodes_sums) += s.nodes;
+      if (limit != 0) with_nodes += s.nodes > 0;
     }
-    ASSERT_EQ(b.status, ms::Status::optimal);
-    EXPECT_NEAR(b.objective, want, 1e-9 * std::max(1.0, std::fabs(want)));
-    check_solution(p, b);
-    EXPECT_NEAR(a.objective, b.objective, 1e-9 * std::max(1.0, std::fabs(want)));
-    nodes_sums += a.nodes;
-    nodes_fenwick += b.nodes;
   }
-  EXPECT_GT(nodes_fenwick, count);  // the branch and bound ran
+  EXPECT_GT(with_nodes, count / 5);  // the branch and bound ran on many of them (about 1 in 4 at every scale)
+  EXPECT_GT(nodes_fenwick, count);
   EXPECT_LE(std::llabs(nodes_sums - nodes_fenwick), nodes_sums / 100 + 1);
 }
 

@@ -111,13 +111,16 @@ struct Compiled {
 /// Removes options dominated within their group (keeps the first of identical options) and stores the others by
 /// increasing cost (then uses, then index). Options are visited in that order: a dominating option always comes
 /// first, and dominance is transitive, so each option is compared with the kept ones only.
-inline void dominance_filter(Compiled& cp) {
-  const int K = cp.K;
+/// KC: the number of rows when known at compile time (dominance_filter instantiates 2), else 0 (cp.K).
+template <int KC>
+inline void dominance_filter_rows(Compiled& cp) {
+  const int K = KC > 0 ? KC : cp.K;
   const std::size_t Ks = static_cast<std::size_t>(K);
   std::vector<int> begin{0};
   std::vector<double> cost;
   std::vector<std::int64_t> use;
   std::vector<int> option, order, kept;
+  std::vector<std::int64_t> kmin;  // per row: the smallest use of the kept options of the current group
   cost.reserve(cp.cost.size());
   use.reserve(cp.use.size());
   option.reserve(cp.option.size());
@@ -134,29 +137,23 @@ inline void dominance_filter(Compiled& cp) {
       return x < y;
     });
     kept.clear();
-    std::int64_t min0 = std::numeric_limits<std::int64_t>::max(), min1 = min0;
+    kmin.assign(Ks, std::numeric_limits<std::int64_t>::max());
     for (int i : order) {
       // a kept option precedes i: cost no higher, and (uses lexicographically smaller, or identical with a lower
-      // index); it dominates i when none of its uses is larger
+      // index); it dominates i when none of its uses is larger. Below the kept options' smallest use in some row,
+      // nothing kept can dominate i (no scan).
+      const std::int64_t* ui = cp.use.data() + static_cast<std::size_t>(i) * Ks;
+      std::size_t k = 0;
+      while (k < Ks && ui[k] >= kmin[k]) ++k;
       bool dominated = false;
-      if (K == 2) {
-        // below the kept options' smallest use in either row, nothing kept can dominate i
-        const std::int64_t a0 = u(i, 0), a1 = u(i, 1);
-        if (a0 >= min0 && a1 >= min1)
-          for (std::size_t t = 0; t < kept.size() && !dominated; ++t)
-            dominated = u(kept[t], 0) <= a0 && u(kept[t], 1) <= a1;
-        if (!dominated) {
-          min0 = std::min(min0, a0);
-          min1 = std::min(min1, a1);
-        }
-      } else {
-        for (std::size_t t = 0; t < kept.size() && !dominated; ++t) {
-          bool le = true;
-          for (int k = 0; k < K && le; ++k) le = u(kept[t], k) <= u(i, k);
-          dominated = le;
-        }
+      for (std::size_t t = 0; k == Ks && t < kept.size() && !dominated; ++t) {
+        const std::int64_t* ut = cp.use.data() + static_cast<std::size_t>(kept[t]) * Ks;
+        std::size_t r = 0;
+        while (r < Ks && ut[r] <= ui[r]) ++r;
+        dominated = r == Ks;
       }
       if (dominated) continue;
+      for (k = 0; k < Ks; ++k) kmin[k] = std::min(kmin[k], ui[k]);
       kept.push_back(i);
       cost.push_back(cp.cost[static_cast<std::size_t>(i)]);
       for (int k = 0; k < K; ++k) use.push_back(u(i, k));
@@ -168,6 +165,13 @@ inline void dominance_filter(Compiled& cp) {
   cp.cost = std::move(cost);
   cp.use = std::move(use);
   cp.option = std::move(option);
+}
+
+inline void dominance_filter(Compiled& cp) {
+  if (cp.K == 2)
+    dominance_filter_rows<2>(cp);
+  else
+    dominance_filter_rows<0>(cp);
 }
 
 /// Validates, merges ties (union-find), removes fixed-out and forbidden options, filters dominated ones.
@@ -244,29 +248,31 @@ struct Fenwick {
   }
 };
 
-// DP rows (step 5): three primitives over rows of doubles, in explicit vector code (4 lanes with AVX2 when the
+// DP rows (step 5): two primitives over rows of doubles, in explicit vector code (4 lanes with AVX2 when the
 // kernels' dispatch has it active, 2 with SSE2 or NEON otherwise) so that the speed does not depend on the
 // optimisation level. Every element gets the same additions and comparisons in any path, so the values are the same.
+// `avx2` is read once per solve (wide_rows()) and passed down, not asked of the dispatch per row.
 namespace dp {
 
+/// True when the AVX2 rows may run: AVX2 or AVX-512 active in the kernels' dispatch (CPUID, MIXQ_FORCE_ISA).
+inline bool wide_rows() {
 #if defined(MIXQ_KERNELS_X86)
-// AVX2 or AVX-512 active (CPUID, MIXQ_FORCE_ISA) means AVX2 is usable.
-inline bool avx2_active() {
   const kernels::Isa isa = kernels::active_isa();
   return isa == kernels::Isa::avx2 || isa == kernels::Isa::avx512;
+#else
+  return false;
+#endif
 }
 
-MIXQ_TARGET_AVX2 inline std::int64_t relax_avx2(double* out, const double* in, std::int64_t n, double v) {
+#if defined(MIXQ_KERNELS_X86)
+template <bool Relax>
+MIXQ_TARGET_AVX2 inline std::int64_t row_avx2(double* out, const double* in, std::int64_t n, double v) {
   const __m256d vv = _mm256_set1_pd(v);
   std::int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    _mm256_storeu_pd(out + i, _mm256_min_pd(_mm256_add_pd(vv, _mm256_loadu_pd(in + i)), _mm256_loadu_pd(out + i)));
-  return i;
-}
-MIXQ_TARGET_AVX2 inline std::int64_t shift_avx2(double* out, const double* in, std::int64_t n, double v) {
-  const __m256d vv = _mm256_set1_pd(v);
-  std::int64_t i = 0;
-  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_add_pd(vv, _mm256_loadu_pd(in + i)));
+  for (; i + 4 <= n; i += 4) {
+    const __m256d c = _mm256_add_pd(vv, _mm256_loadu_pd(in + i));
+    _mm256_storeu_pd(out + i, Relax ? _mm256_min_pd(c, _mm256_loadu_pd(out + i)) : c);
+  }
   return i;
 }
 MIXQ_TARGET_AVX2 inline std::int64_t min_sum_avx2(const double* a, const double* b, std::int64_t n, double& best) {
@@ -296,41 +302,36 @@ MIXQ_TARGET_AVX2 inline std::int64_t min_sum_avx2(const double* a, const double*
 #define MIXQ_DP_MIN(a, b) vminq_f64(a, b)
 #endif
 
-/// out[i] = min(out[i], v + in[i]) for i < n.
-inline void relax(double* __restrict out, const double* __restrict in, std::int64_t n, double v) {
+/// Relax: out[i] = min(out[i], v + in[i]) for i < n; otherwise out[i] = v + in[i].
+template <bool Relax>
+inline void row(double* __restrict out, const double* __restrict in, std::int64_t n, double v, bool avx2) {
   std::int64_t i = 0;
 #if defined(MIXQ_KERNELS_X86)
-  if (avx2_active()) i = relax_avx2(out, in, n, v);
+  if (avx2) i = row_avx2<Relax>(out, in, n, v);
+#else
+  (void)avx2;
 #endif
 #if defined(MIXQ_DP_V2)
   const MIXQ_DP_V2 vv = MIXQ_DP_SET1(v);
-  for (; i + 2 <= n; i += 2) MIXQ_DP_STORE(out + i, MIXQ_DP_MIN(MIXQ_DP_ADD(vv, MIXQ_DP_LOAD(in + i)), MIXQ_DP_LOAD(out + i)));
+  for (; i + 2 <= n; i += 2) {
+    const MIXQ_DP_V2 c = MIXQ_DP_ADD(vv, MIXQ_DP_LOAD(in + i));
+    MIXQ_DP_STORE(out + i, Relax ? MIXQ_DP_MIN(c, MIXQ_DP_LOAD(out + i)) : c);
+  }
 #endif
   for (; i < n; ++i) {
     const double c = v + in[i];
-    out[i] = c < out[i] ? c : out[i];
+    out[i] = Relax && !(c < out[i]) ? out[i] : c;
   }
 }
 
-/// out[i] = v + in[i] for i < n.
-inline void shift(double* __restrict out, const double* __restrict in, std::int64_t n, double v) {
-  std::int64_t i = 0;
-#if defined(MIXQ_KERNELS_X86)
-  if (avx2_active()) i = shift_avx2(out, in, n, v);
-#endif
-#if defined(MIXQ_DP_V2)
-  const MIXQ_DP_V2 vv = MIXQ_DP_SET1(v);
-  for (; i + 2 <= n; i += 2) MIXQ_DP_STORE(out + i, MIXQ_DP_ADD(vv, MIXQ_DP_LOAD(in + i)));
-#endif
-  for (; i < n; ++i) out[i] = v + in[i];
-}
-
 /// min over i < n of a[i] + b[i] (+inf when n = 0). No NaN can occur: entries are finite or +inf.
-inline double min_sum(const double* a, const double* b, std::int64_t n) {
+inline double min_sum(const double* a, const double* b, std::int64_t n, bool avx2) {
   double best = std::numeric_limits<double>::infinity();
   std::int64_t i = 0;
 #if defined(MIXQ_KERNELS_X86)
-  if (avx2_active()) i = min_sum_avx2(a, b, n, best);
+  if (avx2) i = min_sum_avx2(a, b, n, best);
+#else
+  (void)avx2;
 #endif
 #if defined(MIXQ_DP_V2)
   MIXQ_DP_V2 m = MIXQ_DP_SET1(best);
@@ -396,7 +397,7 @@ inline std::size_t node_lp_sums_limit = std::size_t{1} << 21;
 class Engine {
  public:
   Engine(const Compiled& cp, const std::vector<std::int64_t>& budgets, const SolveOptions& opt)
-      : cp_(cp), K_(cp.K), b_(budgets), opt_(opt) {
+      : cp_(cp), K_(cp.K), b_(budgets), opt_(opt), avx2_(dp::wide_rows()) {
     dp::take(table_buf_);
     dp::take(fwd_buf_);
     ud_.resize(cp.use.size());
@@ -426,6 +427,7 @@ class Engine {
   int K_;
   std::vector<std::int64_t> b_;
   SolveOptions opt_;
+  bool avx2_;  // the DP rows' AVX2 path may run (dp::wide_rows(), read once per solve)
   std::chrono::steady_clock::time_point start_;
   std::int64_t nodes_ = 0;
   bool aborted_ = false;
@@ -1053,7 +1055,8 @@ class Engine {
         break;
       }
     if (first >= 0)
-      dp::shift(out, in, E + 1, cp_.cost[static_cast<std::size_t>(first)] + dp_pen_[static_cast<std::size_t>(first)]);
+      dp::row<false>(out, in, E + 1, cp_.cost[static_cast<std::size_t>(first)] + dp_pen_[static_cast<std::size_t>(first)],
+                     avx2_);
     else
       std::fill(out, out + E + 1, std::numeric_limits<double>::infinity());
     for (int j : a) {
@@ -1061,9 +1064,9 @@ class Engine {
       if (j == first || u > E) continue;
       const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
       if (reversed)
-        dp::relax(out, in + u, E + 1 - u, v);
+        dp::row<true>(out, in + u, E + 1 - u, v, avx2_);
       else
-        dp::relax(out + u, in, E + 1 - u, v);
+        dp::row<true>(out + u, in, E + 1 - u, v, avx2_);
     }
   }
 
@@ -1193,7 +1196,7 @@ class Engine {
                 if (u > E) return true;
                 const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
                 if (u <= r && v + (fr[r] + t[r - u]) < limit) return false;
-                return v + dp::min_sum(fr + u, t, E + 1 - u) >= limit;
+                return v + dp::min_sum(fr + u, t, E + 1 - u, avx2_) >= limit;
               }),
               a.end());
       if (a.empty()) {
