@@ -366,6 +366,75 @@ TEST(SearchSolver, AgreesWithTwoRowDpOnMediumInstances) {
   EXPECT_LE(std::llabs(nodes_sums - nodes_fenwick), nodes_sums / 100 + 1);
 }
 
+// The DP rows' vector code (AVX2, and SSE2 or NEON) against a plain loop: bit-identical minima, with +inf entries,
+// ranges of every length and alignment, and one to nine terms.
+TEST(SearchSolver, DpRowsMatchScalarReference) {
+  namespace dp = ms::detail::dp;
+  std::mt19937_64 rng(77);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<bool> paths{false};
+  if (dp::wide_rows()) paths.push_back(true);
+  for (int it = 0; it < 400; ++it) {
+    const std::int64_t n = 1 + static_cast<std::int64_t>(rng() % 300);
+    std::vector<double> in(static_cast<std::size_t>(n));
+    for (double& x : in) x = rng() % 7 == 0 ? inf : std::uniform_real_distribution<double>(-5.0, 5.0)(rng);
+    const int m = 1 + static_cast<int>(rng() % 9);
+    std::vector<double> v(static_cast<std::size_t>(m));
+    std::vector<std::int64_t> off(static_cast<std::size_t>(m));
+    std::int64_t max_off = 0;
+    for (int j = 0; j < m; ++j) {
+      v[static_cast<std::size_t>(j)] = std::uniform_real_distribution<double>(-3.0, 3.0)(rng);
+      off[static_cast<std::size_t>(j)] = static_cast<std::int64_t>(rng() % static_cast<unsigned>(n));
+      max_off = std::max(max_off, off[static_cast<std::size_t>(j)]);
+    }
+    const std::int64_t lo = static_cast<std::int64_t>(rng() % static_cast<unsigned>(n - max_off));
+    const std::int64_t hi = lo + static_cast<std::int64_t>(rng() % static_cast<unsigned>(n - max_off - lo + 1));
+    std::vector<double> want(static_cast<std::size_t>(n), 7.0);
+    for (std::int64_t x = lo; x < hi; ++x) {
+      double a = inf;
+      for (int j = 0; j < m; ++j)
+        a = std::min(a, v[static_cast<std::size_t>(j)] + in[static_cast<std::size_t>(x + off[static_cast<std::size_t>(j)])]);
+      want[static_cast<std::size_t>(x)] = a;
+    }
+    for (const bool wide : paths) {
+      std::vector<double> got(static_cast<std::size_t>(n), 7.0);
+      dp::rows(got.data(), in.data(), lo, hi, v.data(), off.data(), m, wide);
+      ASSERT_EQ(got, want) << "iteration " << it << (wide ? " (AVX2)" : " (narrow)");
+      const std::int64_t len = n - max_off;
+      const double best = dp::min_sum(in.data() + max_off, in.data(), len, wide);
+      double ref = inf;
+      for (std::int64_t i = 0; i < len; ++i)
+        ref = std::min(ref, in[static_cast<std::size_t>(max_off + i)] + in[static_cast<std::size_t>(i)]);
+      ASSERT_EQ(best, ref) << "iteration " << it << (wide ? " (AVX2)" : " (narrow)");
+    }
+  }
+}
+
+// The solver gives the same solution and node count whichever DP row code runs (AVX2 or the narrow vectors).
+TEST(SearchSolver, SameSearchWithNarrowDpRows) {
+  namespace mk = mixq::kernels;
+  const mk::Isa best = mk::active_isa();
+  std::vector<ms::Problem> problems;
+  for (int it = 0; it < 40; ++it) {
+    std::mt19937_64 rng(9000u + static_cast<std::uint64_t>(it));
+    problems.push_back(bit_width_like_problem(rng, 12 + it % 8, 5 + it % 4));
+  }
+  const ms::LayerTable t = ms::mobilenet_v2();
+  const ms::LimpqIndicators ind = ms::synthetic_limpq_indicators(t, 1);
+  problems.push_back(ms::limpq_problem(t, ind, ms::limpq_budgets(t, ind, 4, 4, 6.0)));
+  std::vector<ms::Solution> wide;
+  for (const ms::Problem& p : problems) wide.push_back(ms::solve(p));
+  mk::force_isa(mk::Isa::scalar);
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    const ms::Solution s = ms::solve(problems[i]);
+    EXPECT_EQ(s.status, wide[i].status) << "problem " << i;
+    EXPECT_EQ(s.objective, wide[i].objective) << "problem " << i;
+    EXPECT_EQ(s.choice, wide[i].choice) << "problem " << i;
+    EXPECT_EQ(s.nodes, wide[i].nodes) << "problem " << i;
+  }
+  mk::force_isa(best);
+}
+
 TEST(SearchSolver, TiesChooseTheSameOption) {
   ms::Problem p({10});
   p.add_class("block", {{"lo", 5.0, {1}, true}, {"hi", 1.0, {5}, true}});

@@ -265,15 +265,33 @@ inline bool wide_rows() {
 }
 
 #if defined(MIXQ_KERNELS_X86)
-template <bool Relax>
-MIXQ_TARGET_AVX2 inline std::int64_t row_avx2(double* out, const double* in, std::int64_t n, double v) {
-  const __m256d vv = _mm256_set1_pd(v);
-  std::int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const __m256d c = _mm256_add_pd(vv, _mm256_loadu_pd(in + i));
-    _mm256_storeu_pd(out + i, Relax ? _mm256_min_pd(c, _mm256_loadu_pd(out + i)) : c);
+MIXQ_TARGET_AVX2 inline std::int64_t rows_avx2(double* out, const double* in, std::int64_t lo, std::int64_t hi,
+                                                const double* v, const std::int64_t* off, int m) {
+  std::int64_t x = lo;
+  for (; x + 16 <= hi; x += 16) {
+    const __m256d v0 = _mm256_set1_pd(v[0]);
+    const double* p = in + x + off[0];
+    __m256d a0 = _mm256_add_pd(v0, _mm256_loadu_pd(p)), a1 = _mm256_add_pd(v0, _mm256_loadu_pd(p + 4));
+    __m256d a2 = _mm256_add_pd(v0, _mm256_loadu_pd(p + 8)), a3 = _mm256_add_pd(v0, _mm256_loadu_pd(p + 12));
+    for (int j = 1; j < m; ++j) {
+      const __m256d vj = _mm256_set1_pd(v[j]);
+      const double* q = in + x + off[j];
+      a0 = _mm256_min_pd(_mm256_add_pd(vj, _mm256_loadu_pd(q)), a0);
+      a1 = _mm256_min_pd(_mm256_add_pd(vj, _mm256_loadu_pd(q + 4)), a1);
+      a2 = _mm256_min_pd(_mm256_add_pd(vj, _mm256_loadu_pd(q + 8)), a2);
+      a3 = _mm256_min_pd(_mm256_add_pd(vj, _mm256_loadu_pd(q + 12)), a3);
+    }
+    _mm256_storeu_pd(out + x, a0);
+    _mm256_storeu_pd(out + x + 4, a1);
+    _mm256_storeu_pd(out + x + 8, a2);
+    _mm256_storeu_pd(out + x + 12, a3);
   }
-  return i;
+  for (; x + 4 <= hi; x += 4) {
+    __m256d a = _mm256_add_pd(_mm256_set1_pd(v[0]), _mm256_loadu_pd(in + x + off[0]));
+    for (int j = 1; j < m; ++j) a = _mm256_min_pd(_mm256_add_pd(_mm256_set1_pd(v[j]), _mm256_loadu_pd(in + x + off[j])), a);
+    _mm256_storeu_pd(out + x, a);
+  }
+  return x;
 }
 MIXQ_TARGET_AVX2 inline std::int64_t min_sum_avx2(const double* a, const double* b, std::int64_t n, double& best) {
   __m256d m0 = _mm256_set1_pd(best), m1 = m0;
@@ -302,25 +320,30 @@ MIXQ_TARGET_AVX2 inline std::int64_t min_sum_avx2(const double* a, const double*
 #define MIXQ_DP_MIN(a, b) vminq_f64(a, b)
 #endif
 
-/// Relax: out[i] = min(out[i], v + in[i]) for i < n; otherwise out[i] = v + in[i].
-template <bool Relax>
-inline void row(double* __restrict out, const double* __restrict in, std::int64_t n, double v, bool avx2) {
-  std::int64_t i = 0;
+/// out[x] = min over j < m of v[j] + in[x + off[j]], for lo <= x < hi (m >= 1). The terms are compared in the same
+/// way in every path (no NaN can occur: entries are finite or +inf), so every path gives the same values.
+inline void rows(double* __restrict out, const double* __restrict in, std::int64_t lo, std::int64_t hi, const double* v,
+                 const std::int64_t* off, int m, bool avx2) {
+  std::int64_t x = lo;
 #if defined(MIXQ_KERNELS_X86)
-  if (avx2) i = row_avx2<Relax>(out, in, n, v);
+  if (avx2) x = rows_avx2(out, in, lo, hi, v, off, m);
 #else
   (void)avx2;
 #endif
 #if defined(MIXQ_DP_V2)
-  const MIXQ_DP_V2 vv = MIXQ_DP_SET1(v);
-  for (; i + 2 <= n; i += 2) {
-    const MIXQ_DP_V2 c = MIXQ_DP_ADD(vv, MIXQ_DP_LOAD(in + i));
-    MIXQ_DP_STORE(out + i, Relax ? MIXQ_DP_MIN(c, MIXQ_DP_LOAD(out + i)) : c);
+  for (; x + 2 <= hi; x += 2) {
+    MIXQ_DP_V2 a = MIXQ_DP_ADD(MIXQ_DP_SET1(v[0]), MIXQ_DP_LOAD(in + x + off[0]));
+    for (int j = 1; j < m; ++j) a = MIXQ_DP_MIN(MIXQ_DP_ADD(MIXQ_DP_SET1(v[j]), MIXQ_DP_LOAD(in + x + off[j])), a);
+    MIXQ_DP_STORE(out + x, a);
   }
 #endif
-  for (; i < n; ++i) {
-    const double c = v + in[i];
-    out[i] = Relax && !(c < out[i]) ? out[i] : c;
+  for (; x < hi; ++x) {
+    double a = v[0] + in[x + off[0]];
+    for (int j = 1; j < m; ++j) {
+      const double c = v[j] + in[x + off[j]];
+      a = c < a ? c : a;
+    }
+    out[x] = a;
   }
 }
 
@@ -449,7 +472,6 @@ class Engine {
   std::vector<Segment> seg_;
   double lambda_ = 0.0;
   std::vector<int> hull_pos_;           // LP integer part: hull index per group
-  std::vector<int> front_;              // build_lp scratch
   double base_u_[2] = {0.0, 0.0};       // K = 2: rows 0 and 1 of the LP's first hull points
   double lp_u_[2] = {0.0, 0.0};         // K = 2: rows 0 and 1 of the last value-only LP solution
   // lp_current_: the data above is the full (sorted) LP of the current active options at the current angles, with
@@ -561,71 +583,106 @@ class Engine {
     update_cut();
   }
 
-  // Surrogate LP over the free groups with weights w. Returns the bound (without const_cost_), +inf when the
-  // surrogate is infeasible. Fills s_, hull_, seg_ (sorted), lambda_, hull_pos_.
-  // value_only: only the bound is needed (multiplier search): a weighted selection replaces the sort.
+  // The free groups' active options for the LP, flat and by row (filled at the start of every multiplier choice,
+  // read by each of its LP evaluations): per free group free_[i], entries lpo_[i] .. lpo_[i + 1] - 1, in increasing
+  // cost order (as act_).
+  std::vector<int> lpo_, lpid_;
+  std::vector<double> lpc_, lpu_, lps_;  // cost; use (row k at k * n + entry); surrogate use (scratch)
+  std::vector<int> hs_;                  // hull scratch
+  void gather_lp() {
+    std::size_t n = 0;
+    for (int g : free_) n += act_[static_cast<std::size_t>(g)].size();
+    lpo_.clear();
+    lpid_.clear();
+    lpc_.clear();
+    lpu_.resize(n * static_cast<std::size_t>(K_));
+    lps_.resize(n);
+    for (int g : free_) {
+      lpo_.push_back(static_cast<int>(lpid_.size()));
+      for (int j : act_[static_cast<std::size_t>(g)]) {
+        const std::size_t i = lpid_.size();
+        for (int k = 0; k < K_; ++k) lpu_[static_cast<std::size_t>(k) * n + i] = use_k(j, k);
+        lpid_.push_back(j);
+        lpc_.push_back(cp_.cost[static_cast<std::size_t>(j)]);
+      }
+    }
+    lpo_.push_back(static_cast<int>(lpid_.size()));
+  }
+
+  // Surrogate LP over the free groups with weights w (gather_lp() must describe the current active options).
+  // Returns the bound (without const_cost_), +inf when the surrogate is infeasible. Fills s_, hull_, seg_ (sorted),
+  // lambda_, hull_pos_.
+  // value_only: only the bound is needed (multiplier search): a weighted selection replaces the sort, and s_ and
+  // hull_ are not written.
   double build_lp(const std::vector<double>& w, bool value_only = false) {
     w_ = w;
     R_ = 0.0;
     for (int k = 0; k < K_; ++k) R_ += w[static_cast<std::size_t>(k)] * static_cast<double>(rb_[static_cast<std::size_t>(k)]);
-    s_.resize(cp_.cost.size());
-    hull_.resize(static_cast<std::size_t>(cp_.groups()));
+    const std::size_t n = lpid_.size();
+    double* sv = lps_.data();
+    const double* u = lpu_.data();
+    if (K_ == 2) {
+      const double w0 = w[0], w1 = w[1];
+      for (std::size_t i = 0; i < n; ++i) sv[i] = w0 * u[i] + w1 * u[n + i];
+    } else {
+      for (std::size_t i = 0; i < n; ++i) sv[i] = w[0] * u[i];
+      for (int k = 1; k < K_; ++k)
+        for (std::size_t i = 0; i < n; ++i) sv[i] += w[static_cast<std::size_t>(k)] * u[static_cast<std::size_t>(k) * n + i];
+    }
+    if (!value_only) {
+      s_.resize(cp_.cost.size());
+      for (std::size_t i = 0; i < n; ++i) s_[static_cast<std::size_t>(lpid_[i])] = sv[i];
+      hull_.resize(static_cast<std::size_t>(cp_.groups()));
+    }
     seg_.clear();
     double base_s = 0.0, base_c = 0.0;
     base_u_[0] = base_u_[1] = 0.0;
-    const double w0 = w[0], w1 = K_ == 2 ? w[1] : 0.0;
-    for (int g : free_) {
-      // act_[g] is in increasing cost order (compile sorts each group, fixing keeps the order): the options with a
-      // surrogate use below that of every cheaper option form the (cost, use) frontier, in decreasing use
-      front_.clear();
+    const double* c = lpc_.data();
+    hs_.resize(n + 1);
+    int* h = hs_.data();
+    for (std::size_t gi = 0; gi < free_.size(); ++gi) {
+      // Options in increasing cost order: those with a surrogate use below that of every cheaper option form the
+      // (cost, use) frontier; its lower convex hull is built in the same pass (monotone chain, by decreasing use).
+      // An option of the same cost as the last hull point and a smaller use replaces it.
+      int m = 0;
       double smin = std::numeric_limits<double>::infinity();
-      for (int j : act_[static_cast<std::size_t>(g)]) {
-        double v;
-        if (K_ == 2) {
-          v = w0 * ud_[2 * static_cast<std::size_t>(j)] + w1 * ud_[2 * static_cast<std::size_t>(j) + 1];
-        } else {
-          v = 0.0;
-          for (int k = 0; k < K_; ++k) v += w[static_cast<std::size_t>(k)] * use_k(j, k);
-        }
-        s_[static_cast<std::size_t>(j)] = v;
-        if (!(v < smin)) continue;
-        smin = v;
-        const double cj = cp_.cost[static_cast<std::size_t>(j)];
-        if (!front_.empty() && cp_.cost[static_cast<std::size_t>(front_.back())] == cj)
-          front_.back() = j;  // same cost, smaller use
-        else
-          front_.push_back(j);
-      }
-      // lower convex hull of the frontier, by increasing use (decreasing cost)
-      std::vector<int>& h = hull_[static_cast<std::size_t>(g)];
-      h.clear();
-      for (auto it = front_.rbegin(); it != front_.rend(); ++it) {
-        const int j = *it;
-        const double sj = s_[static_cast<std::size_t>(j)], cj = cp_.cost[static_cast<std::size_t>(j)];
-        while (h.size() >= 2) {
-          const int a = h[h.size() - 2], b = h.back();
-          const double s0 = s_[static_cast<std::size_t>(a)], c0 = cp_.cost[static_cast<std::size_t>(a)];
-          const double s1 = s_[static_cast<std::size_t>(b)], c1 = cp_.cost[static_cast<std::size_t>(b)];
-          if ((c1 - c0) * (sj - s1) >= (cj - c1) * (s1 - s0)) h.pop_back();
+      for (int i = lpo_[gi]; i < lpo_[gi + 1]; ++i) {
+        const double si = sv[i];
+        if (!(si < smin)) continue;
+        smin = si;
+        const double ci = c[i];
+        if (m > 0 && c[h[m - 1]] == ci) --m;
+        while (m >= 2) {
+          // (s, c) in increasing use: i, b = h[m - 1], a = h[m - 2]; b is dropped unless strictly below the chord
+          const int a = h[m - 2], b = h[m - 1];
+          if ((c[b] - ci) * (sv[a] - sv[b]) >= (c[a] - c[b]) * (sv[b] - si)) --m;
           else break;
         }
-        h.push_back(j);
+        h[m++] = i;
       }
-      base_s += s_[static_cast<std::size_t>(h[0])];
-      base_c += cp_.cost[static_cast<std::size_t>(h[0])];
+      // h[m - 1] has the smallest surrogate use: the LP's starting point; segments go from it towards h[0]
+      const int g = free_[gi];
+      const int i0 = h[m - 1];
+      base_s += sv[i0];
+      base_c += c[i0];
       if (K_ == 2) {
-        base_u_[0] += use_k(h[0], 0);
-        base_u_[1] += use_k(h[0], 1);
+        base_u_[0] += u[i0];
+        base_u_[1] += u[n + static_cast<std::size_t>(i0)];
       }
-      for (std::size_t i = 0; i + 1 < h.size(); ++i) {
-        const double ds = s_[static_cast<std::size_t>(h[i + 1])] - s_[static_cast<std::size_t>(h[i])];
-        const double gain = cp_.cost[static_cast<std::size_t>(h[i])] - cp_.cost[static_cast<std::size_t>(h[i + 1])];
+      if (!value_only) {
+        std::vector<int>& hg = hull_[static_cast<std::size_t>(g)];
+        hg.resize(static_cast<std::size_t>(m));
+        for (int t = 0; t < m; ++t) hg[static_cast<std::size_t>(t)] = lpid_[static_cast<std::size_t>(h[m - 1 - t])];
+      }
+      for (int t = m - 1; t > 0; --t) {
+        const int lo = h[t], hi = h[t - 1];
+        const double ds = sv[hi] - sv[lo], gain = c[lo] - c[hi];
         double du0 = 0.0, du1 = 0.0;
         if (K_ == 2) {
-          du0 = use_k(h[i + 1], 0) - use_k(h[i], 0);
-          du1 = use_k(h[i + 1], 1) - use_k(h[i], 1);
+          du0 = u[hi] - u[lo];
+          du1 = u[n + static_cast<std::size_t>(hi)] - u[n + static_cast<std::size_t>(lo)];
         }
-        seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, g, static_cast<int>(i)});
+        seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, g, m - 1 - t});
       }
     }
     lp_current_ = false;
@@ -889,6 +946,7 @@ class Engine {
 
   double choose_weights(bool search) {
     const double half_pi = 1.5707963267948966;
+    gather_lp();
     if (phi_.size() != static_cast<std::size_t>(K_)) phi_.assign(static_cast<std::size_t>(K_), half_pi / 2);
     if (K_ == 1 || !search) return eval_weights(phi_, false);
     if (K_ == 2) return bisect_weights();
@@ -1044,29 +1102,45 @@ class Engine {
 
   // One DP row over the options of group grp (values cost + dp_pen_). Backward (table_): out[e] = min over options of
   // v + in[e - u] for e >= u. Reversed (fwd_, indexed by E - e): out[i] = min over options of v + in[i + u] for
-  // i <= E - u. Entries no option reaches are +inf.
-  void dp_row(double* out, const double* in, int grp, bool reversed) const {
+  // i <= E - u. Entries no option reaches are +inf. With the options in increasing u, the stretch between two
+  // consecutive u values has a fixed prefix of them: each stretch is one pass of dp::rows over that prefix.
+  std::vector<std::pair<std::int64_t, double>> row_opts_;
+  std::vector<double> row_v_;
+  std::vector<std::int64_t> row_off_;
+  void dp_row(double* out, const double* in, int grp, bool reversed) {
     const std::int64_t E = dp_excess_;
-    const std::vector<int>& a = act_[static_cast<std::size_t>(grp)];
-    int first = -1;
-    for (int j : a)
-      if (dp_units_[static_cast<std::size_t>(j)] == 0) {
-        first = j;
-        break;
-      }
-    if (first >= 0)
-      dp::row<false>(out, in, E + 1, cp_.cost[static_cast<std::size_t>(first)] + dp_pen_[static_cast<std::size_t>(first)],
-                     avx2_);
-    else
-      std::fill(out, out + E + 1, std::numeric_limits<double>::infinity());
-    for (int j : a) {
+    row_opts_.clear();
+    for (int j : act_[static_cast<std::size_t>(grp)]) {
       const std::int64_t u = dp_units_[static_cast<std::size_t>(j)];
-      if (j == first || u > E) continue;
-      const double v = cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)];
+      if (u <= E) row_opts_.emplace_back(u, cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)]);
+    }
+    std::sort(row_opts_.begin(), row_opts_.end());
+    const int m = static_cast<int>(row_opts_.size());
+    row_v_.resize(static_cast<std::size_t>(m));
+    row_off_.resize(static_cast<std::size_t>(m));
+    for (int j = 0; j < m; ++j) {
+      row_v_[static_cast<std::size_t>(j)] = row_opts_[static_cast<std::size_t>(j)].second;
+      row_off_[static_cast<std::size_t>(j)] = reversed ? row_opts_[static_cast<std::size_t>(j)].first : -row_opts_[static_cast<std::size_t>(j)].first;
+    }
+    const double inf = std::numeric_limits<double>::infinity();
+    if (m == 0) {
+      std::fill(out, out + E + 1, inf);
+      return;
+    }
+    // stretch k: options 0..k reach it; backward [u_k, u_{k+1}), reversed (E - u_{k+1}, E - u_k]
+    const std::int64_t u0 = row_opts_[0].first;
+    if (reversed)
+      std::fill(out + (E + 1 - u0), out + E + 1, inf);
+    else
+      std::fill(out, out + u0, inf);
+    for (int k = 0; k < m; ++k) {
+      const std::int64_t a = row_opts_[static_cast<std::size_t>(k)].first;
+      const std::int64_t b = k + 1 < m ? row_opts_[static_cast<std::size_t>(k) + 1].first : E + 1;
+      if (a == b) continue;
       if (reversed)
-        dp::row<true>(out, in + u, E + 1 - u, v, avx2_);
+        dp::rows(out, in, E + 1 - b, E + 1 - a, row_v_.data(), row_off_.data(), k + 1, avx2_);
       else
-        dp::row<true>(out + u, in, E + 1 - u, v, avx2_);
+        dp::rows(out, in, a, b, row_v_.data(), row_off_.data(), k + 1, avx2_);
     }
   }
 
