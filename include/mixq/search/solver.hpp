@@ -714,46 +714,66 @@ class Engine {
     return value;
   }
 
-  // The greedy LP value over the unsorted segments by weighted quickselect (expected linear time).
+  // The greedy LP value over the unsorted segments by weighted quickselect (expected linear time): the segments more
+  // efficient than a pivot are moved to the front; if they fit in the remaining capacity they are taken and the
+  // search goes on among the others, otherwise among them.
   double greedy_value(double base_s, double base_c) {
     double r = R_ - base_s;
     if (r < -s_tol()) return std::numeric_limits<double>::infinity();
     r = std::max(r, 0.0);
     double value = base_c;
     double u0 = base_u_[0], u1 = base_u_[1];
+    Segment* a = seg_.data();
     std::size_t lo = 0, hi = seg_.size();
-    const auto by_eff = [](const Segment& a, const Segment& b) { return a.eff > b.eff; };
-    while (lo < hi) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      std::nth_element(seg_.begin() + static_cast<std::ptrdiff_t>(lo), seg_.begin() + static_cast<std::ptrdiff_t>(mid),
-                       seg_.begin() + static_cast<std::ptrdiff_t>(hi), by_eff);
-      double ds = 0.0, gain = 0.0, d0 = 0.0, d1 = 0.0;
-      for (std::size_t i = lo; i < mid; ++i) {
-        ds += seg_[i].ds;
-        gain += seg_[i].gain;
-        d0 += seg_[i].du0;
-        d1 += seg_[i].du1;
+    // takes a[k] whole, or the fitting fraction of it (then the LP solution is complete: returns true)
+    const auto take = [&](const Segment& m) {
+      if (m.ds > r) {
+        const double f = r / m.ds;
+        value -= m.gain * f;
+        u0 += f * m.du0;
+        u1 += f * m.du1;
+        return true;
       }
+      r -= m.ds;
+      value -= m.gain;
+      u0 += m.du0;
+      u1 += m.du1;
+      return false;
+    };
+    bool done = false;
+    while (!done && hi - lo > 8) {
+      const double x = a[lo].eff, y = a[lo + (hi - lo) / 2].eff, z = a[hi - 1].eff;
+      const double p = std::max(std::min(x, y), std::min(std::max(x, y), z));  // median of three
+      std::size_t i = lo;
+      double ds = 0.0, gain = 0.0, d0 = 0.0, d1 = 0.0;
+      for (std::size_t k = lo; k < hi; ++k)
+        if (a[k].eff > p) {
+          std::swap(a[i], a[k]);
+          ds += a[i].ds;
+          gain += a[i].gain;
+          d0 += a[i].du0;
+          d1 += a[i].du1;
+          ++i;
+        }
       if (ds > r) {
-        hi = mid;
+        hi = i;
         continue;
       }
       r -= ds;
       value -= gain;
       u0 += d0;
       u1 += d1;
-      const Segment& m = seg_[mid];
-      if (m.ds > r) {
-        const double f = r / m.ds;
-        lp_u_[0] = u0 + f * m.du0;
-        lp_u_[1] = u1 + f * m.du1;
-        return value - m.gain * f;
+      if (i == lo) {
+        // nothing above the pivot: the segments of the pivot's efficiency come next, in any order
+        for (std::size_t k = lo; k < hi; ++k)
+          if (a[k].eff == p) std::swap(a[i++], a[k]);
+        for (std::size_t k = lo; k < i && !done; ++k) done = take(a[k]);
       }
-      r -= m.ds;
-      value -= m.gain;
-      u0 += m.du0;
-      u1 += m.du1;
-      lo = mid + 1;
+      lo = i;
+    }
+    if (!done) {
+      std::sort(a + lo, a + hi, [](const Segment& m, const Segment& n) { return m.eff > n.eff; });
+      for (std::size_t k = lo; k < hi && !done; ++k) done = take(a[k]);
     }
     lp_u_[0] = u0;
     lp_u_[1] = u1;
@@ -879,7 +899,7 @@ class Engine {
         for (int j : act_[static_cast<std::size_t>(g)]) {
           if (j == c0) continue;
           const double dc = cp_.cost[static_cast<std::size_t>(j)] - cp_.cost[static_cast<std::size_t>(c0)];
-          if (dc >= best) continue;
+          if (dc >= best) break;  // act_ is in increasing cost order: no later option is cheaper
           bool ok = true;
           for (int k = 0; k < K_ && ok; ++k)
             ok = tot[static_cast<std::size_t>(k)] + iuse(j, k) - iuse(c0, k) <= rb_[static_cast<std::size_t>(k)];
