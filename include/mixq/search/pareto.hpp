@@ -3,11 +3,14 @@
 /// Pareto sweeps: the optimal objective and policy for a list of budgets, reusing work between budgets.
 /// The problem is validated, tie-merged and dominance-filtered once; budgets are solved from the loosest to the
 /// tightest; an optimum that still fits a tighter budget is reused without a solve, otherwise it is repaired into
-/// the first incumbent of the next solve.
+/// the first incumbent of the next solve; with two rows, the root multiplier search starts from an angle predicted
+/// from the last two solves.
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -39,6 +42,8 @@ inline std::vector<Solution> pareto_sweep(const Problem& problem,
   std::vector<Solution> out(budget_list.size());
   std::vector<std::size_t> solved;  // indices with a proven optimum, in solve order
   const std::vector<int>* warm = nullptr;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  double last_angle[2] = {nan, nan};  // two rows: the root multiplier angles of the last two solves
   for (std::size_t i : order) {
     const std::vector<std::int64_t>& b = budget_list[i];
     bool reused = false;
@@ -56,7 +61,18 @@ inline std::vector<Solution> pareto_sweep(const Problem& problem,
       }
     }
     if (reused) continue;
-    out[i] = solver.solve(b, options, warm);
+    // the next root multiplier angle, predicted from the last two (the angle moves steadily along a sweep)
+    double angle[3] = {nan, 1.5707963267948966 / 256.0, nan};
+    if (std::isfinite(last_angle[1])) {
+      const double move = std::isfinite(last_angle[0]) ? last_angle[1] - last_angle[0] : 0.0;
+      angle[0] = std::min(std::max(last_angle[1] + move, 0.0), 1.5707963267948966 - 1e-9);
+      angle[1] = std::max(angle[1], 0.5 * std::fabs(move));
+    }
+    out[i] = detail::SweepAccess::solve(solver, b, options, warm, angle);
+    if (std::isfinite(angle[2])) {
+      last_angle[0] = last_angle[1];
+      last_angle[1] = angle[2];
+    }
     if (!out[i].choice.empty()) warm = &out[i].choice;
     if (out[i].status == Status::optimal) solved.push_back(i);
   }

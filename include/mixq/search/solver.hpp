@@ -936,15 +936,51 @@ class Engine {
   }
   // K = 2: the surrogate dual by bisection on the angle. The LP solution of the surrogate uses u0, u1 of the two
   // rows; when it exceeds row 0 the best angle puts more weight on row 0 (smaller angle), when it exceeds row 1,
-  // less; when it meets both it is optimal for the two-row LP and the bound cannot improve.
+  // less; when it meets both it is optimal for the two-row LP and the bound cannot improve. The search starts at
+  // phi_[1] and ends when the bracket is 1/4096 of the quarter circle (12 evaluations from pi/4). With a warm angle
+  // (predicted from the last budgets of a sweep) the next evaluations step away from it on the side the last one
+  // points to, by warm_step_ and then twice as far each time, until the optimum is bracketed; bisection goes on from
+  // there.
+  bool warm_angle_ = false;
+  double warm_step_ = 0.0;
+
+ public:
+  /// K = 2: start the multiplier search at angle a, first stepping by step (see bisect_weights); ignored otherwise.
+  void set_angle(double a, double step) {
+    const double half_pi = 1.5707963267948966;
+    if (K_ != 2 || !(a >= 0.0 && a < half_pi) || !(step > 0.0)) return;
+    phi_.assign(2, half_pi / 2);
+    phi_[1] = a;
+    warm_angle_ = true;
+    warm_step_ = step;
+  }
+  /// K = 2: the angle of the root multipliers after the solve (NaN when no search ran).
+  double angle() const { return K_ == 2 && phi_.size() == 2 ? phi_[1] : std::numeric_limits<double>::quiet_NaN(); }
+
+ private:
   double bisect_weights() {
     const double half_pi = 1.5707963267948966;
-    const int steps = 12;
+    const double width = half_pi / 4096.0;
     double lo = 0.0, hi = half_pi - 1e-9;
     double best = -std::numeric_limits<double>::infinity(), best_th = phi_[1];
     std::vector<double> ph = phi_;
-    for (int it = 0; it < steps; ++it) {
-      ph[1] = it == 0 ? phi_[1] : 0.5 * (lo + hi);
+    bool gallop = warm_angle_;
+    double step = warm_step_;
+    for (int it = 0; it < 24 && hi - lo > width; ++it) {
+      if (it == 0) {
+        ph[1] = phi_[1];
+      } else if (gallop) {
+        // step away from the last angle on the side it points to; bisect once the step would leave the bracket
+        const double next = hi == ph[1] ? ph[1] - step : ph[1] + step;
+        step *= 2.0;
+        if (next > lo && next < hi) ph[1] = next;
+        else {
+          gallop = false;
+          ph[1] = 0.5 * (lo + hi);
+        }
+      } else {
+        ph[1] = 0.5 * (lo + hi);
+      }
       const double f = eval_weights(ph);
       if (std::isinf(f)) return f;
       if (f > best) {
@@ -956,9 +992,13 @@ class Engine {
         return (lp_u_[k] - b) / std::max(b, 1.0);
       };
       const double v0 = excess(0), v1 = excess(1);
+      const double prev_lo = lo, prev_hi = hi;
       if (v0 > 1e-12 && v0 >= v1) hi = ph[1];
       else if (v1 > 1e-12) lo = ph[1];
       else break;
+      // the optimum is bracketed once the direction turns
+      if (it > 0 && gallop && ((hi == ph[1] && prev_lo == ph[1] - step / 2.0) || (lo == ph[1] && prev_hi == ph[1] + step / 2.0)))
+        gallop = false;
     }
     phi_[1] = best_th;
     return eval_weights(phi_, false);
@@ -1624,11 +1664,15 @@ class Engine {
 
 /// Solves one budget vector of a compiled problem; choice is filled per group. Handles joint infeasibility by
 /// finding the first row k whose minimum use subject to rows 0..k-1 exceeds its budget.
+/// angle (K = 2, optional): angle[0] and angle[1] in, the multiplier angle to start from (NaN: none) and the first
+/// step of the search from it; angle[2] out, the angle found (unchanged when no search ran).
 inline Solution solve_compiled(const Compiled& cp, const std::vector<std::int64_t>& budgets, const SolveOptions& opt,
-                               const std::vector<int>* warm, std::vector<int>& group_choice) {
+                               const std::vector<int>* warm, std::vector<int>& group_choice, double* angle = nullptr) {
   Engine e(cp, budgets, opt);
+  if (angle) e.set_angle(angle[0], angle[1]);
   Solution s = e.run(warm);
   group_choice = e.best_choice;
+  if (angle && std::isfinite(e.angle())) angle[2] = e.angle();
   if (s.status == Status::infeasible && s.infeasible_resource < 0) {
     for (int k = 1; k < cp.K; ++k) {
       Compiled sub;
@@ -1687,9 +1731,10 @@ inline void expand_solution(const Problem& p, const Compiled& cp, const std::vec
 namespace detail {
 
 /// Solves a compiled problem for one budget vector (checked here) and fills the per-class solution.
+/// angle: see solve_compiled.
 inline Solution solve_problem(const Problem& problem, const Compiled& compiled,
                               const std::vector<std::int64_t>& budgets, const SolveOptions& options,
-                              const std::vector<int>* warm_start) {
+                              const std::vector<int>* warm_start, double* angle = nullptr) {
   if (budgets.size() != problem.budgets.size())
     mixq::detail::fail("solve: expected K=", problem.budgets.size(), " budgets, got ", budgets.size());
   for (std::size_t k = 0; k < budgets.size(); ++k)
@@ -1713,12 +1758,16 @@ inline Solution solve_problem(const Problem& problem, const Compiled& compiled,
     if (ok) warm = &warm_groups;
   }
   std::vector<int> group_choice;
-  Solution s = solve_compiled(compiled, budgets, options, warm, group_choice);
+  Solution s = solve_compiled(compiled, budgets, options, warm, group_choice, angle);
   expand_solution(problem, compiled, group_choice, s);
   return s;
 }
 
 }  // namespace detail
+
+namespace detail {
+struct SweepAccess;
+}
 
 /// A reusable exact solver of one problem: validation, tie merging and dominance filtering are done once;
 /// solve() may then be called for many budget vectors (see pareto.hpp).
@@ -1739,9 +1788,20 @@ class Solver {
   const Problem& problem() const { return problem_; }
 
  private:
+  friend struct detail::SweepAccess;
   Problem problem_;
   detail::Compiled compiled_;
 };
+
+namespace detail {
+/// pareto_sweep's access to a Solver: solves that pass the multiplier angle from one budget to the next.
+struct SweepAccess {
+  static Solution solve(const Solver& s, const std::vector<std::int64_t>& budgets, const SolveOptions& options,
+                        const std::vector<int>* warm_start, double* angle) {
+    return solve_problem(s.problem_, s.compiled_, budgets, options, warm_start, angle);
+  }
+};
+}  // namespace detail
 
 /// Solves a problem exactly (see the file comment for the method and the tolerance). The problem is not copied.
 inline Solution solve(const Problem& problem, const SolveOptions& options = {}) {
