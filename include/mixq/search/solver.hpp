@@ -11,18 +11,22 @@
 /// 3. Bound: the LP relaxation of a surrogate row sum_k mu_k use_k / budget_k <= sum_k mu_k, solved exactly by
 ///    the greedy over per-class lower convex hulls (Sinha and Zoltners; each hull comes from the class's options
 ///    in cost order, no sort). For K = 1 this is the LP bound; for K >= 2 the multipliers mu are chosen to maximise
-///    the bound (the surrogate dual): for K = 2 by 12 bisection steps on the angle of mu, steered by which row the
-///    surrogate's LP solution exceeds; for K >= 3 by coordinate golden-section search. The search evaluates the
-///    LP by a weighted quickselect over the hull segments instead of a sort.
+///    the bound (the surrogate dual): for K = 2 by bisection on the angle of mu, steered by which row the
+///    surrogate's LP solution exceeds, to a bracket of 1/4096 of the quarter circle (12 evaluations from pi/4; a
+///    sweep starts from an angle predicted by its last solves and gallops from it to a bracket); for K >= 3 by
+///    coordinate golden-section search. The search evaluates the LP by a weighted quickselect over the hull
+///    segments instead of a sort, over a flat copy of the active options taken once per search.
 /// 4. Incumbent: the LP solution rounded down and the warm start (if any), repaired row by row and improved by
 ///    single-class moves; later also the optimal path of the DP relaxation (step 5), repaired the same way.
 /// 5. Root fixing rounds: reduced-cost fixing with the Lagrangian multiplier of the surrogate LP; a DP relaxation
 ///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
-///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing (table rows are relaxed 4 doubles at a time
-///    with AVX2 when the kernels' dispatch has it active, 2 with SSE2/NEON otherwise: same values; the forward table
-///    is stored reversed, so fixing an option is one contiguous sum-and-minimum of two rows). The DP is built
-///    only when its table is small (a coarser unit, rounding uses down, relaxes the row further and keeps the bound
-///    valid); after a large table the later rounds fix with the LP only and the branch and bound builds the table once.
+///    Lagrangian-relaxed) gives a bound, a heuristic path and DP fixing (a table row is the minimum over the class's
+///    options of a shifted previous row plus the option's value, computed with every option's term in registers,
+///    4 doubles at a time with AVX2 when the kernels' dispatch has it active, 2 with SSE2/NEON otherwise: same
+///    values; the forward table is stored reversed, so fixing an option is one contiguous sum-and-minimum of two
+///    rows). The DP is built only when its table is small (a coarser unit, rounding uses down, relaxes the row
+///    further and keeps the bound valid); after a large table the later rounds fix with the LP only and the branch
+///    and bound builds the table once.
 /// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
 ///    T = L + (U - L) / 10, L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than
 ///    min(incumbent, T): fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to
