@@ -970,12 +970,13 @@ class Engine {
     std::vector<double> ph = phi_;
     bool gallop = warm_angle_;
     double step = warm_step_;
+    int dir = 0;  // side the last evaluation points to: -1 smaller angles, +1 larger
     for (int it = 0; it < 24 && hi - lo > width; ++it) {
       if (it == 0) {
         ph[1] = phi_[1];
       } else if (gallop) {
         // step away from the last angle on the side it points to; bisect once the step would leave the bracket
-        const double next = hi == ph[1] ? ph[1] - step : ph[1] + step;
+        const double next = ph[1] + dir * step;
         step *= 2.0;
         if (next > lo && next < hi) ph[1] = next;
         else {
@@ -996,13 +997,18 @@ class Engine {
         return (lp_u_[k] - b) / std::max(b, 1.0);
       };
       const double v0 = excess(0), v1 = excess(1);
-      const double prev_lo = lo, prev_hi = hi;
-      if (v0 > 1e-12 && v0 >= v1) hi = ph[1];
-      else if (v1 > 1e-12) lo = ph[1];
-      else break;
-      // the optimum is bracketed once the direction turns
-      if (it > 0 && gallop && ((hi == ph[1] && prev_lo == ph[1] - step / 2.0) || (lo == ph[1] && prev_hi == ph[1] + step / 2.0)))
-        gallop = false;
+      int d = 0;
+      if (v0 > 1e-12 && v0 >= v1) {
+        hi = ph[1];
+        d = -1;
+      } else if (v1 > 1e-12) {
+        lo = ph[1];
+        d = 1;
+      } else {
+        break;
+      }
+      if (it > 0 && d != dir) gallop = false;  // the direction turned: the optimum is bracketed
+      dir = d;
     }
     phi_[1] = best_th;
     return eval_weights(phi_, false);
