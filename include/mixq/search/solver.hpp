@@ -1530,7 +1530,9 @@ class Engine {
   bool root_rounds() {
     dp_current_ = false;
     bool dp_large = false;  // a large table was built: later rounds fix with the LP only, the B&B rebuilds it
-    for (int round = 0;; ++round) {
+    bool first_dp = true;   // the first round that reaches the DP also takes the relaxation's path as an incumbent
+    int lp_rounds = 0;      // rounds that fixed with the LP alone before a table (threshold attempts)
+    for (int round = 0, iter = 0;; ++round, ++iter) {
       if (free_.empty()) {
         offer(fixed_choice_);
         return true;
@@ -1539,9 +1541,20 @@ class Engine {
       const double lp = lp_current_ ? lp_value_ : choose_weights(false);
       if (std::isinf(lp)) return true;  // the surrogate is infeasible: nothing cheaper than the incumbent exists
       lagrangian();
-      if (round == 0) round0_bound_ = std::max(lp, lag_) + const_cost_;
+      if (iter == 0) round0_bound_ = std::max(lp, lag_) + const_cost_;
       if (std::max(lp, lag_) >= cut_) return true;
       bool changed = reduced_cost_fixing();
+      if (!dp_small_ && changed && !dp_large && lp_rounds < 3) {
+        // In the attempts (tables of up to 2^18 entries): LP fixing to a fixpoint first (at most 3 extra rounds), so
+        // that the table is built over fewer options, often exact instead of coarse. Before the attempts the tables
+        // are small and the relaxation's path is wanted early as an incumbent.
+        ++lp_rounds;
+        --round;
+        std::int64_t unused = 0;
+        if (row_filter(unused) >= 0) return true;
+        fold_constants();
+        continue;
+      }
       if (dp_large) {
         if (round == max_rounds_ - 1 || !changed) return false;
         std::int64_t unused = 0;
@@ -1552,10 +1565,12 @@ class Engine {
       set_order();
       build_dp_table();
       if (dp_infeasible_) return true;
+      const bool path = first_dp;
+      first_dp = false;
       if (dp_row_ >= 0) {
-        if (round == 0) {
+        if (path) {
           heuristic_from(dp_path());
-          round0_bound_ = std::max(round0_bound_, dp_root() + const_cost_);
+          if (iter == 0) round0_bound_ = std::max(round0_bound_, dp_root() + const_cost_);
         }
         if (dp_root() >= cut_) return true;
         // DP fixing costs about one table per round: only when the table is small
