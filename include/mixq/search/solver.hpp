@@ -1106,9 +1106,10 @@ class Engine {
     // A coarser unit (at most 64 gcds; the row's uses divided by it and rounded down) relaxes the row (every
     // feasible choice still fits), so the bound stays valid.
     // Before the threshold attempts (dp_small_): exact tables of at most 2^16 entries only; in the attempts
-    // (after stronger fixing) exact up to 2^18 entries, else ~2^17 entries with a coarser unit (an exact table of
-    // 2^18 to 2^20 entries, e.g. MobileNetV2's 44 x 16,406, cost more than its sharper bound saved: same node count)
-    const int lx = dp_small_ ? 16 : 18, lc = dp_small_ ? 14 : 17, mf = dp_small_ ? 1 : 64;
+    // (after stronger fixing) exact up to 2^18 entries, else ~2^16 entries with a coarser unit (an exact table of
+    // 2^18 to 2^20 entries, e.g. MobileNetV2's 44 x 16,406, cost more than its sharper bound saved: same node count;
+    // so did a coarse one of ~2^17 entries: 127 nodes with either)
+    const int lx = dp_small_ ? 16 : 18, lc = dp_small_ ? 14 : 16, mf = dp_small_ ? 1 : 64;
     const std::int64_t cells = std::max<std::int64_t>(16, (std::int64_t{1} << lc) / (nf + 1));
     std::int64_t best_f = std::numeric_limits<std::int64_t>::max(), best_e = 0, best_g = 1;
     for (int k = 0; k < K_; ++k) {
