@@ -395,9 +395,10 @@ struct Buffer {
   }
 };
 
-/// The DP tables' memory, kept per thread between solves (fresh memory at every solve costs page faults).
-/// At most four buffers are kept, each of at most 2^21 doubles (larger ones are freed). One solve uses two (four
-/// while an infeasible problem is analysed), and below 16,384 classes its tables have at most 2^18 entries (2 MiB).
+/// The DP tables' memory (and the node LP's running sums), kept per thread between solves (fresh memory at every
+/// solve costs page faults). At most four buffers are kept, each of at most 2^21 doubles (larger ones are freed).
+/// One solve uses three (six while an infeasible problem is analysed), and below 16,384 classes its tables have at
+/// most 2^18 entries (2 MiB).
 inline std::vector<Buffer>& stash() {
   thread_local std::vector<Buffer> s;
   return s;
@@ -427,12 +428,14 @@ class Engine {
       : cp_(cp), K_(cp.K), b_(budgets), opt_(opt), avx2_(dp::wide_rows()) {
     dp::take(table_buf_);
     dp::take(fwd_buf_);
+    dp::take(sfx_buf_);
     ud_.resize(cp.use.size());
     for (std::size_t i = 0; i < cp.use.size(); ++i) ud_[i] = static_cast<double>(cp.use[i]);
   }
   ~Engine() {
     dp::give(table_buf_);
     dp::give(fwd_buf_);
+    dp::give(sfx_buf_);
   }
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -1249,7 +1252,10 @@ class Engine {
   // the same sums.
   bool sfx_ = false;
   std::vector<std::size_t> sfx_off_;                      // per depth: first entry
-  std::vector<double> sfx_cds_, sfx_cg_, sfx_ds_, sfx_gain_;  // running ds and gain (inclusive), ds and gain
+  // running ds and gain (inclusive), ds and gain: four arrays of the same length in sfx_buf_ (kept per thread
+  // between solves like the DP tables: fresh memory at every solve cost page faults)
+  dp::Buffer sfx_buf_;
+  double *sfx_cds_ = nullptr, *sfx_cg_ = nullptr, *sfx_ds_ = nullptr, *sfx_gain_ = nullptr;
   std::vector<int> depth_of_;
 
   double node_lp(int d, double r_sur) const {
@@ -1258,7 +1264,7 @@ class Engine {
     if (avail < 0.0) avail = 0.0;
     if (sfx_) {
       const std::size_t b = sfx_off_[static_cast<std::size_t>(d)], len = sfx_off_[static_cast<std::size_t>(d) + 1] - b;
-      const double* cds = sfx_cds_.data() + b;
+      const double* cds = sfx_cds_ + b;
       const std::size_t p = static_cast<std::size_t>(std::upper_bound(cds, cds + len, avail) - cds);
       const double acc_s = p > 0 ? cds[p - 1] : 0.0, acc_g = p > 0 ? sfx_cg_[b + p - 1] : 0.0;
       double value = suf_base_c_[static_cast<std::size_t>(d)] - acc_g;
@@ -1487,24 +1493,26 @@ class Engine {
     sfx_ = total <= node_lp_sums_limit;
     if (sfx_) {
       sfx_off_.assign(static_cast<std::size_t>(nf) + 2, 0);
-      sfx_cds_.clear();
-      sfx_cg_.clear();
-      sfx_ds_.clear();
-      sfx_gain_.clear();
+      sfx_cds_ = sfx_buf_.get(4 * total + 4);
+      sfx_cg_ = sfx_cds_ + total + 1;
+      sfx_ds_ = sfx_cg_ + total + 1;
+      sfx_gain_ = sfx_ds_ + total + 1;
+      std::size_t t = 0;
       for (int d = 0; d <= nf; ++d) {
-        sfx_off_[static_cast<std::size_t>(d)] = sfx_cds_.size();
+        sfx_off_[static_cast<std::size_t>(d)] = t;
         double cs = 0.0, cg = 0.0;
         for (const Segment& sg : seg_) {
           if (depth_of_[static_cast<std::size_t>(sg.group)] < d) continue;
           cs += sg.ds;
           cg += sg.gain;
-          sfx_cds_.push_back(cs);
-          sfx_cg_.push_back(cg);
-          sfx_ds_.push_back(sg.ds);
-          sfx_gain_.push_back(sg.gain);
+          sfx_cds_[t] = cs;
+          sfx_cg_[t] = cg;
+          sfx_ds_[t] = sg.ds;
+          sfx_gain_[t] = sg.gain;
+          ++t;
         }
       }
-      sfx_off_[static_cast<std::size_t>(nf) + 1] = sfx_cds_.size();
+      sfx_off_[static_cast<std::size_t>(nf) + 1] = t;
     } else {
       fs_.reset(n);
       fg_.reset(n);
