@@ -25,8 +25,9 @@
 ///    4 doubles at a time with AVX2 when the kernels' dispatch has it active, 2 with SSE2/NEON otherwise: same
 ///    values; the forward table is stored reversed, so fixing an option is one contiguous sum-and-minimum of two
 ///    rows). The DP is built only when its table is small (a coarser unit, rounding uses down, relaxes the row
-///    further and keeps the bound valid); after a large table the later rounds fix with the LP only and the branch
-///    and bound builds the table once.
+///    further and keeps the bound valid), and in the threshold attempts (step 6) only once reduced-cost fixing has
+///    reached a fixpoint; after a large table the later rounds fix with the LP only and the branch and bound builds
+///    the table once.
 /// 6. Threshold attempts (iterative deepening on the bound): with root bound L and incumbent U, attempts with
 ///    T = L + (U - L) / 10, L + (U - L) / 4, L + (U - L) / 2, then T = +inf look only for solutions cheaper than
 ///    min(incumbent, T): fixing (step 5) and pruning use that cutoff, so they are much stronger while T is close to
