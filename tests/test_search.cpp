@@ -413,6 +413,7 @@ TEST(SearchSolver, DpRowsMatchScalarReference) {
 // The solver gives the same solution and node count whichever DP row code runs (AVX2 or the narrow vectors).
 TEST(SearchSolver, SameSearchWithNarrowDpRows) {
   namespace mk = mixq::kernels;
+  if (!ms::detail::dp::wide_rows()) GTEST_SKIP() << "no AVX2 DP rows here: only the narrow ones run";
   const mk::Isa best = mk::active_isa();
   std::vector<ms::Problem> problems;
   for (int it = 0; it < 40; ++it) {

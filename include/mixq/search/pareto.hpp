@@ -62,16 +62,17 @@ inline std::vector<Solution> pareto_sweep(const Problem& problem,
     }
     if (reused) continue;
     // the next root multiplier angle, predicted from the last two (the angle moves steadily along a sweep)
-    double angle[3] = {nan, 1.5707963267948966 / 256.0, nan};
+    const double half_pi = 1.5707963267948966;
+    detail::AngleHint angle;
     if (std::isfinite(last_angle[1])) {
       const double move = std::isfinite(last_angle[0]) ? last_angle[1] - last_angle[0] : 0.0;
-      angle[0] = std::min(std::max(last_angle[1] + move, 0.0), 1.5707963267948966 - 1e-9);
-      angle[1] = std::max(angle[1], 0.5 * std::fabs(move));
+      angle.start = std::min(std::max(last_angle[1] + move, 0.0), half_pi - 1e-9);
+      angle.step = std::max(half_pi / 256.0, 0.5 * std::fabs(move));
     }
-    out[i] = detail::SweepAccess::solve(solver, b, options, warm, angle);
-    if (std::isfinite(angle[2])) {
+    out[i] = detail::SweepAccess::solve(solver, b, options, warm, &angle);
+    if (std::isfinite(angle.found)) {
       last_angle[0] = last_angle[1];
-      last_angle[1] = angle[2];
+      last_angle[1] = angle.found;
     }
     if (!out[i].choice.empty()) warm = &out[i].choice;
     if (out[i].status == Status::optimal) solved.push_back(i);

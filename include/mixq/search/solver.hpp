@@ -1179,6 +1179,9 @@ class Engine {
   // v + in[e - u] for e >= u. Reversed (fwd_, indexed by E - e): out[i] = min over options of v + in[i + u] for
   // i <= E - u. Entries no option reaches are +inf. With the options in increasing u, the stretch between two
   // consecutive u values has a fixed prefix of them: each stretch is one pass of dp::rows over that prefix.
+  // Table rows are monotone (more excess never costs more), so an option with more units and no smaller value than
+  // an earlier one never gives the minimum (its term is no smaller after rounding too): only the options whose value
+  // falls as u rises take part.
   std::vector<std::pair<std::int64_t, double>> row_opts_;
   std::vector<double> row_v_;
   std::vector<std::int64_t> row_off_;
@@ -1190,6 +1193,10 @@ class Engine {
       if (u <= E) row_opts_.emplace_back(u, cp_.cost[static_cast<std::size_t>(j)] + dp_pen_[static_cast<std::size_t>(j)]);
     }
     std::sort(row_opts_.begin(), row_opts_.end());
+    std::size_t kept = 0;
+    for (const auto& o : row_opts_)
+      if (kept == 0 || o.second < row_opts_[kept - 1].second) row_opts_[kept++] = o;
+    row_opts_.resize(kept);
     const int m = static_cast<int>(row_opts_.size());
     row_v_.resize(static_cast<std::size_t>(m));
     row_off_.resize(static_cast<std::size_t>(m));
@@ -1494,10 +1501,10 @@ class Engine {
     sfx_ = total <= node_lp_sums_limit;
     if (sfx_) {
       sfx_off_.assign(static_cast<std::size_t>(nf) + 2, 0);
-      sfx_cds_ = sfx_buf_.get(4 * total + 4);
-      sfx_cg_ = sfx_cds_ + total + 1;
-      sfx_ds_ = sfx_cg_ + total + 1;
-      sfx_gain_ = sfx_ds_ + total + 1;
+      sfx_cds_ = sfx_buf_.get(4 * total);
+      sfx_cg_ = sfx_cds_ + total;
+      sfx_ds_ = sfx_cg_ + total;
+      sfx_gain_ = sfx_ds_ + total;
       std::size_t t = 0;
       for (int d = 0; d <= nf; ++d) {
         sfx_off_[static_cast<std::size_t>(d)] = t;
@@ -1697,17 +1704,23 @@ class Engine {
   static std::vector<double> threshold_fractions() { return {0.1, 0.25, 0.5}; }
 };
 
+/// K = 2: where a solve's multiplier search starts (a sweep predicts it from its last solves) and where it ended.
+struct AngleHint {
+  double start = std::numeric_limits<double>::quiet_NaN();  ///< in: the angle to start from (NaN: none)
+  double step = 0.0;                                        ///< in: the first step away from it
+  double found = std::numeric_limits<double>::quiet_NaN();  ///< out: the angle found (unchanged if no search ran)
+};
+
 /// Solves one budget vector of a compiled problem; choice is filled per group. Handles joint infeasibility by
 /// finding the first row k whose minimum use subject to rows 0..k-1 exceeds its budget.
-/// angle (K = 2, optional): angle[0] and angle[1] in, the multiplier angle to start from (NaN: none) and the first
-/// step of the search from it; angle[2] out, the angle found (unchanged when no search ran).
 inline Solution solve_compiled(const Compiled& cp, const std::vector<std::int64_t>& budgets, const SolveOptions& opt,
-                               const std::vector<int>* warm, std::vector<int>& group_choice, double* angle = nullptr) {
+                               const std::vector<int>* warm, std::vector<int>& group_choice,
+                               AngleHint* angle = nullptr) {
   Engine e(cp, budgets, opt);
-  if (angle) e.set_angle(angle[0], angle[1]);
+  if (angle) e.set_angle(angle->start, angle->step);
   Solution s = e.run(warm);
   group_choice = e.best_choice;
-  if (angle && std::isfinite(e.angle())) angle[2] = e.angle();
+  if (angle && std::isfinite(e.angle())) angle->found = e.angle();
   if (s.status == Status::infeasible && s.infeasible_resource < 0) {
     for (int k = 1; k < cp.K; ++k) {
       Compiled sub;
@@ -1766,10 +1779,10 @@ inline void expand_solution(const Problem& p, const Compiled& cp, const std::vec
 namespace detail {
 
 /// Solves a compiled problem for one budget vector (checked here) and fills the per-class solution.
-/// angle: see solve_compiled.
+/// angle: see AngleHint.
 inline Solution solve_problem(const Problem& problem, const Compiled& compiled,
                               const std::vector<std::int64_t>& budgets, const SolveOptions& options,
-                              const std::vector<int>* warm_start, double* angle = nullptr) {
+                              const std::vector<int>* warm_start, AngleHint* angle = nullptr) {
   if (budgets.size() != problem.budgets.size())
     mixq::detail::fail("solve: expected K=", problem.budgets.size(), " budgets, got ", budgets.size());
   for (std::size_t k = 0; k < budgets.size(); ++k)
@@ -1832,7 +1845,7 @@ namespace detail {
 /// pareto_sweep's access to a Solver: solves that pass the multiplier angle from one budget to the next.
 struct SweepAccess {
   static Solution solve(const Solver& s, const std::vector<std::int64_t>& budgets, const SolveOptions& options,
-                        const std::vector<int>* warm_start, double* angle) {
+                        const std::vector<int>* warm_start, AngleHint* angle) {
     return solve_problem(s.problem_, s.compiled_, budgets, options, warm_start, angle);
   }
 };
