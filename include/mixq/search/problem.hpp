@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <limits>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -104,12 +103,10 @@ inline void validate(const Problem& p) {
   for (std::size_t k = 0; k < K; ++k)
     if (p.budgets[k] < 0) mixq::detail::fail("problem: budget of ", p.resource_name(k), " is negative: ", p.budgets[k]);
   if (p.classes.empty()) mixq::detail::fail("problem: empty (no classes)");
-  std::unordered_map<std::string, std::size_t> names;
   const std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 4;
   std::int64_t max_total = 0;
   for (std::size_t c = 0; c < p.classes.size(); ++c) {
     const ChoiceClass& cl = p.classes[c];
-    if (!names.emplace(cl.name, c).second) mixq::detail::fail("problem: duplicate class name '", cl.name, "'");
     if (cl.options.empty()) mixq::detail::fail("problem: class '", cl.name, "' has no options");
     if (cl.fixed_option >= static_cast<int>(cl.options.size()))
       mixq::detail::fail("problem: class '", cl.name, "' fixed_option=", cl.fixed_option, " out of range");
@@ -137,7 +134,12 @@ inline void validate(const Problem& p) {
     if (class_max > limit - max_total) mixq::detail::fail("problem: total resource use overflows int64");
     max_total += class_max;
   }
-  std::vector<int> tied(p.classes.size(), -1);
+  // duplicate names: adjacent after a sort of the names (a sort of pointers: no string copies)
+  std::vector<const std::string*> names(p.classes.size());
+  for (std::size_t c = 0; c < p.classes.size(); ++c) names[c] = &p.classes[c].name;
+  std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+  for (std::size_t i = 1; i < names.size(); ++i)
+    if (*names[i] == *names[i - 1]) mixq::detail::fail("problem: duplicate class name '", *names[i], "'");
   for (std::size_t t = 0; t < p.ties.size(); ++t) {
     const std::vector<int>& g = p.ties[t];
     if (g.empty()) mixq::detail::fail("problem: tie ", t, " is empty");

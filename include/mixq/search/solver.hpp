@@ -122,13 +122,11 @@ inline void dominance_filter_rows(Compiled& cp) {
   const int K = KC > 0 ? KC : cp.K;
   const std::size_t Ks = static_cast<std::size_t>(K);
   std::vector<int> begin{0};
-  std::vector<double> cost;
-  std::vector<std::int64_t> use;
-  std::vector<int> option, order, kept;
+  std::vector<double> cost(cp.cost.size());
+  std::vector<std::int64_t> use(cp.use.size());
+  std::vector<int> option(cp.option.size()), order, kept;
+  std::size_t n = 0;  // options kept so far
   std::vector<std::int64_t> kmin;  // per row: the smallest use of the kept options of the current group
-  cost.reserve(cp.cost.size());
-  use.reserve(cp.use.size());
-  option.reserve(cp.option.size());
   const auto u = [&](int j, int k) { return cp.use[static_cast<std::size_t>(j) * Ks + static_cast<std::size_t>(k)]; };
   for (int g = 0; g < cp.groups(); ++g) {
     const int b = cp.begin[static_cast<std::size_t>(g)], e = cp.begin[static_cast<std::size_t>(g) + 1];
@@ -160,12 +158,16 @@ inline void dominance_filter_rows(Compiled& cp) {
       if (dominated) continue;
       for (k = 0; k < Ks; ++k) kmin[k] = std::min(kmin[k], ui[k]);
       kept.push_back(i);
-      cost.push_back(cp.cost[static_cast<std::size_t>(i)]);
-      for (int k = 0; k < K; ++k) use.push_back(u(i, k));
-      option.push_back(cp.option[static_cast<std::size_t>(i)]);
+      cost[n] = cp.cost[static_cast<std::size_t>(i)];
+      for (k = 0; k < Ks; ++k) use[n * Ks + k] = ui[k];
+      option[n] = cp.option[static_cast<std::size_t>(i)];
+      ++n;
     }
-    begin.push_back(static_cast<int>(cost.size()));
+    begin.push_back(static_cast<int>(n));
   }
+  cost.resize(n);
+  use.resize(n * Ks);
+  option.resize(n);
   cp.begin = std::move(begin);
   cp.cost = std::move(cost);
   cp.use = std::move(use);
@@ -205,13 +207,15 @@ inline Compiled compile(const Problem& p) {
     cp.group_of[static_cast<std::size_t>(c)] = group_of_root[static_cast<std::size_t>(r)];
     cp.members[static_cast<std::size_t>(group_of_root[static_cast<std::size_t>(r)])].push_back(c);
   }
-  const int K = cp.K;
+  const std::size_t K = static_cast<std::size_t>(cp.K);
   cp.begin.push_back(0);
   std::size_t total = 0;
   for (const std::vector<int>& m : cp.members) total += p.classes[static_cast<std::size_t>(m[0])].options.size();
-  cp.cost.reserve(total);
-  cp.option.reserve(total);
-  cp.use.reserve(total * static_cast<std::size_t>(K));
+  // sized once for every option; trimmed to the kept ones at the end (no per-option growth)
+  cp.cost.resize(total);
+  cp.option.resize(total);
+  cp.use.assign(total * K, 0);
+  std::size_t kept = 0;
   for (const std::vector<int>& m : cp.members) {
     const std::size_t nopt = p.classes[static_cast<std::size_t>(m[0])].options.size();
     for (std::size_t j = 0; j < nopt; ++j) {
@@ -223,23 +227,26 @@ inline Compiled compile(const Problem& p) {
       }
       if (!ok) continue;
       double c = 0.0;
-      const std::size_t at = cp.use.size();
-      cp.use.resize(at + static_cast<std::size_t>(K), 0);
+      std::int64_t* u = cp.use.data() + kept * K;
       for (int ci : m) {
         const Option& o = p.classes[static_cast<std::size_t>(ci)].options[j];
         c += o.cost;
-        for (int k = 0; k < K; ++k) cp.use[at + static_cast<std::size_t>(k)] += o.use[static_cast<std::size_t>(k)];
+        for (std::size_t k = 0; k < K; ++k) u[k] += o.use[k];
       }
-      cp.cost.push_back(c);
-      cp.option.push_back(static_cast<int>(j));
+      cp.cost[kept] = c;
+      cp.option[kept] = static_cast<int>(j);
+      ++kept;
     }
-    if (static_cast<int>(cp.cost.size()) == cp.begin.back()) {
+    if (static_cast<int>(kept) == cp.begin.back()) {
       std::string names;
       for (int ci : m) names += (names.empty() ? "'" : ", '") + p.classes[static_cast<std::size_t>(ci)].name + "'";
       mixq::detail::fail("problem: tied classes ", names, " have no common allowed option");
     }
-    cp.begin.push_back(static_cast<int>(cp.cost.size()));
+    cp.begin.push_back(static_cast<int>(kept));
   }
+  cp.cost.resize(kept);
+  cp.option.resize(kept);
+  cp.use.resize(kept * K);
   dominance_filter(cp);
   return cp;
 }
@@ -637,6 +644,10 @@ class Engine {
       for (int k = 1; k < K_; ++k)
         for (std::size_t i = 0; i < n; ++i) sv[i] += w[static_cast<std::size_t>(k)] * u[static_cast<std::size_t>(k) * n + i];
     }
+    if (value_only && lam_hint_ > 0.0) {
+      double v = 0.0;
+      if (bracket_value(v)) return v;
+    }
     if (!value_only) {
       s_.resize(cp_.cost.size());
       for (std::size_t i = 0; i < n; ++i) s_[static_cast<std::size_t>(lpid_[i])] = sv[i];
@@ -734,8 +745,10 @@ class Engine {
     Segment* a = seg_.data();
     std::size_t lo = 0, hi = seg_.size();
     // takes a[k] whole, or the fitting fraction of it (then the LP solution is complete: returns true)
+    lam_hint_ = -1.0;
     const auto take = [&](const Segment& m) {
       if (m.ds > r) {
+        lam_hint_ = m.eff;
         const double f = r / m.ds;
         value -= m.gain * f;
         u0 += f * m.du0;
@@ -789,6 +802,122 @@ class Engine {
   }
 
   double s_tol() const { return 1e-9 * (std::fabs(R_) + 1.0); }
+
+  // Value-only LP from a bracket of its multiplier. The LP value is max over lam >= 0 of
+  // Phi(lam) = sum_g min_i (c_i + lam s_i) - lam R (LP duality), and at lam the per-group minimisers (the first of
+  // equals in cost order: the largest surrogate use) have summed use S(lam), non-increasing in lam. With
+  // S(lo) > R > S(hi) the optimum multiplier lies in [lo, hi); only the groups whose minimisers differ at lo and hi
+  // have hull segments of efficiency in that range (the path between the two minimisers), so the greedy from the
+  // minimisers at hi over those segments alone is the LP solution. lo and hi are the last LP's multiplier (lam_hint_)
+  // divided and multiplied by 1 + lam_margin_ (one pass over the options for both); the margin follows how far the
+  // multiplier moved. Returns false when the bracket misses (the caller then takes the full greedy), else the value
+  // in v (+inf when the surrogate is infeasible).
+  double lam_hint_ = -1.0;    // multiplier of the last value-only LP (<= 0: none)
+  double lam_margin_ = 0.1;
+  std::vector<int> br_lo_, br_hi_;  // per free group: the minimisers at lo and hi
+  bool bracket_value(double& v) {
+    const std::size_t n = lpid_.size();
+    const double* sv = lps_.data();
+    const double* c = lpc_.data();
+    const double* u = lpu_.data();
+    const double lam_lo = lam_hint_ / (1.0 + lam_margin_), lam_hi = lam_hint_ * (1.0 + lam_margin_);
+    const std::size_t G = free_.size();
+    br_lo_.resize(G);
+    br_hi_.resize(G);
+    double s_lo = 0.0, s_hi = 0.0, s_min = 0.0;
+    for (std::size_t gi = 0; gi < G; ++gi) {
+      const int b = lpo_[gi], e = lpo_[gi + 1];
+      int il = b, ih = b;
+      double tl = c[b] + lam_lo * sv[b], th = c[b] + lam_hi * sv[b], sm = sv[b];
+      for (int i = b + 1; i < e; ++i) {
+        const double a = c[i] + lam_lo * sv[i], h = c[i] + lam_hi * sv[i];
+        if (a < tl) { tl = a; il = i; }
+        if (h < th) { th = h; ih = i; }
+        sm = std::min(sm, sv[i]);
+      }
+      br_lo_[gi] = il;
+      br_hi_[gi] = ih;
+      s_lo += sv[il];
+      s_hi += sv[ih];
+      s_min += sm;
+    }
+    const double R = R_;
+    if (s_min > R + s_tol()) {
+      v = std::numeric_limits<double>::infinity();
+      return true;
+    }
+    if (!(s_lo > R && s_hi < R)) {
+      lam_margin_ = std::min(4.0 * lam_margin_, 1.0);  // missed: a wider bracket next time
+      return false;
+    }
+    // the greedy from the minimisers at hi over the segments between the two minimisers of each group
+    double value = 0.0, us0 = 0.0, us1 = 0.0;
+    seg_.clear();
+    hs_.resize(n + 1);
+    int* h = hs_.data();
+    for (std::size_t gi = 0; gi < G; ++gi) {
+      const int il = br_lo_[gi], ih = br_hi_[gi];
+      value += c[ih];
+      if (K_ == 2) {
+        us0 += u[ih];
+        us1 += u[n + static_cast<std::size_t>(ih)];
+      }
+      if (il == ih) continue;
+      // options il..ih in cost order: the lower hull from il (larger use) to ih, as in build_lp
+      int m = 0;
+      double smin = std::numeric_limits<double>::infinity();
+      for (int i = il; i <= ih; ++i) {
+        const double si = sv[i];
+        if (!(si < smin)) continue;
+        smin = si;
+        const double ci = c[i];
+        if (m > 0 && c[h[m - 1]] == ci) --m;
+        while (m >= 2) {
+          const int a = h[m - 2], bb = h[m - 1];
+          if ((c[bb] - ci) * (sv[a] - sv[bb]) >= (c[a] - c[bb]) * (sv[bb] - si)) --m;
+          else break;
+        }
+        h[m++] = i;
+      }
+      for (int t = m - 1; t > 0; --t) {
+        const int lo = h[t], hi = h[t - 1];
+        const double ds = sv[hi] - sv[lo], gain = c[lo] - c[hi];
+        double du0 = 0.0, du1 = 0.0;
+        if (K_ == 2) {
+          du0 = u[hi] - u[lo];
+          du1 = u[n + static_cast<std::size_t>(hi)] - u[n + static_cast<std::size_t>(lo)];
+        }
+        seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, free_[gi], 0});
+      }
+    }
+    std::sort(seg_.begin(), seg_.end(), [](const Segment& a, const Segment& b) { return a.eff > b.eff; });
+    double r = R - s_hi;
+    double lam = lam_hint_;
+    for (const Segment& sg : seg_) {
+      if (sg.ds <= r) {
+        r -= sg.ds;
+        value -= sg.gain;
+        us0 += sg.du0;
+        us1 += sg.du1;
+      } else {
+        const double f = r / sg.ds;
+        value -= sg.gain * f;
+        us0 += f * sg.du0;
+        us1 += f * sg.du1;
+        lam = sg.eff;
+        break;
+      }
+    }
+    lp_current_ = false;
+    lp_u_[0] = us0;
+    lp_u_[1] = us1;
+    // the next bracket: three times the relative move of the multiplier, within [1/64, 1/2]
+    const double move = std::fabs(lam / lam_hint_ - 1.0);
+    lam_margin_ = std::min(0.5, std::max(1.0 / 64.0, 3.0 * move));
+    lam_hint_ = lam;
+    v = value;
+    return true;
+  }
 
   bool feasible(const std::vector<int>& choice, double& cost) const {
     cost = 0.0;
@@ -849,6 +978,7 @@ class Engine {
   }
 
   // Repairs a start (per group; fixed groups already set) row by row, improves it, offers it.
+  std::vector<std::pair<double, std::size_t>> repair_heap_;
   void heuristic_from(std::vector<int> cur) {
     std::vector<std::int64_t> tot(static_cast<std::size_t>(K_), 0);
     for (int k = 0; k < K_; ++k)
@@ -857,39 +987,89 @@ class Engine {
       for (int k = 0; k < K_; ++k) tot[static_cast<std::size_t>(k)] += iuse(j, k) - iuse(cur[static_cast<std::size_t>(g)], k);
       cur[static_cast<std::size_t>(g)] = j;
     };
-    // Repair: reduce the violated rows at the best cost per unit of normalised violation removed.
-    for (int it = 0; it < 4 * static_cast<int>(free_.size()) * K_ + 8; ++it) {
-      bool violated = false;
-      for (int k = 0; k < K_; ++k) violated |= tot[static_cast<std::size_t>(k)] > rb_[static_cast<std::size_t>(k)];
-      if (!violated) break;
+    // Repair: reduce the violated rows at the best cost per unit of normalised violation removed (ties: the first
+    // group in free_ order, then the first option). While the set of violated rows stays the same, a move only lowers
+    // the other groups' scores (violations shrink, slack in the other rows shrinks, their costs stay), so each
+    // group's best score is kept in a max-heap and recomputed only when it comes to the top (lazy greedy: the same
+    // moves as rescanning every option per move); the heap is rebuilt when a row stops being violated.
+    const auto best_of = [&](std::size_t gi, int& bj) {
+      const int g = free_[gi];
+      const int c0 = cur[static_cast<std::size_t>(g)];
       double best = -std::numeric_limits<double>::infinity();
-      int bg = -1, bj = -1;
-      for (int g : free_) {
-        const int c0 = cur[static_cast<std::size_t>(g)];
-        for (int j : act_[static_cast<std::size_t>(g)]) {
-          if (j == c0) continue;
-          double benefit = 0.0;
-          bool ok = true;
-          for (int k = 0; k < K_; ++k) {
-            const std::int64_t nt = tot[static_cast<std::size_t>(k)] + iuse(j, k) - iuse(c0, k);
-            const std::int64_t over = tot[static_cast<std::size_t>(k)] - rb_[static_cast<std::size_t>(k)];
-            if (over > 0) {
-              const std::int64_t red = std::min(over, tot[static_cast<std::size_t>(k)] - nt);
-              if (nt > tot[static_cast<std::size_t>(k)]) { ok = false; break; }
-              benefit += static_cast<double>(red) / static_cast<double>(std::max<std::int64_t>(rb_[static_cast<std::size_t>(k)], 1));
-            } else if (nt > rb_[static_cast<std::size_t>(k)]) {
-              ok = false;
-              break;
-            }
+      bj = -1;
+      for (int j : act_[static_cast<std::size_t>(g)]) {
+        if (j == c0) continue;
+        double benefit = 0.0;
+        bool ok = true;
+        for (int k = 0; k < K_; ++k) {
+          const std::int64_t nt = tot[static_cast<std::size_t>(k)] + iuse(j, k) - iuse(c0, k);
+          const std::int64_t over = tot[static_cast<std::size_t>(k)] - rb_[static_cast<std::size_t>(k)];
+          if (over > 0) {
+            const std::int64_t red = std::min(over, tot[static_cast<std::size_t>(k)] - nt);
+            if (nt > tot[static_cast<std::size_t>(k)]) { ok = false; break; }
+            benefit += static_cast<double>(red) / static_cast<double>(std::max<std::int64_t>(rb_[static_cast<std::size_t>(k)], 1));
+          } else if (nt > rb_[static_cast<std::size_t>(k)]) {
+            ok = false;
+            break;
           }
-          if (!ok || benefit <= 0.0) continue;
-          const double dc = cp_.cost[static_cast<std::size_t>(j)] - cp_.cost[static_cast<std::size_t>(c0)];
-          const double score = dc <= 0.0 ? 1e300 * benefit : benefit / dc;
-          if (score > best) { best = score; bg = g; bj = j; }
+        }
+        if (!ok || benefit <= 0.0) continue;
+        const double dc = cp_.cost[static_cast<std::size_t>(j)] - cp_.cost[static_cast<std::size_t>(c0)];
+        const double score = dc <= 0.0 ? 1e300 * benefit : benefit / dc;
+        if (score > best) { best = score; bj = j; }
+      }
+      return best;
+    };
+    const auto violated = [&]() {  // bit k: row k is violated (rows beyond 63 share bit 63: with K > 64 a rebuild
+                                   // can be missed, which changes only the heuristic's moves)
+      std::uint64_t v = 0;
+      for (int k = 0; k < K_; ++k)
+        if (tot[static_cast<std::size_t>(k)] > rb_[static_cast<std::size_t>(k)]) v |= std::uint64_t{1} << std::min(k, 63);
+      return v;
+    };
+    int moves = 0;
+    const int max_moves = 4 * static_cast<int>(free_.size()) * K_ + 8;
+    for (std::uint64_t rows = violated(); rows != 0;) {
+      // heap entries (score, group position); the top: the largest score, then the smallest position
+      const auto below = [](const std::pair<double, std::size_t>& a, const std::pair<double, std::size_t>& b) {
+        return a.first < b.first || (a.first == b.first && a.second > b.second);
+      };
+      std::vector<std::pair<double, std::size_t>>& heap = repair_heap_;
+      heap.clear();
+      for (std::size_t gi = 0; gi < free_.size(); ++gi) {
+        int bj;
+        const double sc = best_of(gi, bj);
+        if (bj >= 0) heap.emplace_back(sc, gi);
+      }
+      std::make_heap(heap.begin(), heap.end(), below);
+      bool rebuild = false;
+      while (!heap.empty() && moves < max_moves) {
+        std::pop_heap(heap.begin(), heap.end(), below);
+        const std::size_t gi = heap.back().second;
+        heap.pop_back();
+        int bj;
+        const double sc = best_of(gi, bj);  // its current score (no higher than the stored one)
+        if (bj < 0) continue;
+        if (!heap.empty() && below(std::make_pair(sc, gi), heap.front())) {
+          heap.emplace_back(sc, gi);  // stale: another group may now be better
+          std::push_heap(heap.begin(), heap.end(), below);
+          continue;
+        }
+        apply(free_[gi], bj);
+        ++moves;
+        const std::uint64_t now = violated();
+        if (now != rows) {
+          rows = now;
+          rebuild = true;
+          break;
+        }
+        const double sn = best_of(gi, bj);
+        if (bj >= 0) {
+          heap.emplace_back(sn, gi);
+          std::push_heap(heap.begin(), heap.end(), below);
         }
       }
-      if (bg < 0) break;
-      apply(bg, bj);
+      if (!rebuild || moves >= max_moves) break;
     }
     for (int k = 0; k < K_; ++k)
       if (tot[static_cast<std::size_t>(k)] > rb_[static_cast<std::size_t>(k)]) return;
