@@ -410,6 +410,48 @@ TEST(SearchSolver, DpRowsMatchScalarReference) {
   }
 }
 
+// The LP bracket pass: the AVX2 path finds the same first minimisers (and smallest use) as the scalar loop, with
+// many exact ties (values on a coarse grid) and every class length from 1 to 40; both agree with a plain search.
+TEST(SearchSolver, BracketArgminMatchesScalarReference) {
+  namespace lpv = ms::detail::lpv;
+  std::mt19937_64 rng(31);
+  int ties = 0;
+  for (int it = 0; it < 2000; ++it) {
+    const int n = 1 + it % 40;
+    std::vector<double> c(static_cast<std::size_t>(n)), s(static_cast<std::size_t>(n));
+    const bool grid = it % 2 == 0;  // coarse grid: many equal values of c + lam * s
+    for (int i = 0; i < n; ++i) {
+      c[static_cast<std::size_t>(i)] = grid ? static_cast<double>(rng() % 5) : std::uniform_real_distribution<double>(0.0, 4.0)(rng);
+      s[static_cast<std::size_t>(i)] = grid ? static_cast<double>(rng() % 5) : std::uniform_real_distribution<double>(0.0, 4.0)(rng);
+    }
+    const double lo = grid ? 0.5 : std::uniform_real_distribution<double>(0.0, 2.0)(rng);
+    const double hi = grid ? 1.0 : lo * 1.25;
+    // reference: first index of the smallest value, scanning in order
+    int wl = 0, wh = 0;
+    double ws = s[0];
+    for (int i = 1; i < n; ++i) {
+      const std::size_t k = static_cast<std::size_t>(i);
+      if (c[k] + lo * s[k] < c[static_cast<std::size_t>(wl)] + lo * s[static_cast<std::size_t>(wl)]) wl = i;
+      if (c[k] + hi * s[k] < c[static_cast<std::size_t>(wh)] + hi * s[static_cast<std::size_t>(wh)]) wh = i;
+      ws = std::min(ws, s[k]);
+      ties += c[k] + lo * s[k] == c[static_cast<std::size_t>(wl)] + lo * s[static_cast<std::size_t>(wl)] && i != wl;
+    }
+    int il = -1, ih = -1;
+    ASSERT_EQ(lpv::argmin2(c.data(), s.data(), 0, n, lo, hi, il, ih), ws) << "iteration " << it;
+    ASSERT_EQ(il, wl) << "iteration " << it;
+    ASSERT_EQ(ih, wh) << "iteration " << it;
+#if defined(MIXQ_KERNELS_X86)
+    if (ms::detail::dp::wide_rows() && n >= 4) {
+      il = ih = -1;
+      ASSERT_EQ(lpv::argmin2_avx2(c.data(), s.data(), 0, n, lo, hi, il, ih), ws) << "iteration " << it << " (AVX2)";
+      ASSERT_EQ(il, wl) << "iteration " << it << " (AVX2)";
+      ASSERT_EQ(ih, wh) << "iteration " << it << " (AVX2)";
+    }
+#endif
+  }
+  EXPECT_GT(ties, 1000);  // the grid instances do exercise the first-of-equals rule
+}
+
 // The solver gives the same solution and node count whichever DP row code runs (AVX2 or the narrow vectors).
 TEST(SearchSolver, SameSearchWithNarrowDpRows) {
   namespace mk = mixq::kernels;

@@ -425,6 +425,78 @@ inline void give(Buffer& b) {
 
 }  // namespace dp
 
+// The bracket pass of the value-only LP (Engine::bracket_value): per class, the first option (in cost order)
+// minimising c + lo * s, the first minimising c + hi * s, and the smallest s. The AVX2 path gives the same indices
+// as the scalar loop: the products are rounded before the additions in both (an empty asm keeps the compiler from
+// fusing them), each lane keeps its first minimum, and the lanes are reduced by (value, index).
+namespace lpv {
+
+/// Scalar reference: options b..e-1 (b < e).
+inline double argmin2(const double* c, const double* s, int b, int e, double lo, double hi, int& il, int& ih) {
+  il = ih = b;
+  double tl = c[b] + lo * s[b], th = c[b] + hi * s[b], sm = s[b];
+  for (int i = b + 1; i < e; ++i) {
+    const double a = c[i] + lo * s[i], h = c[i] + hi * s[i];
+    if (a < tl) { tl = a; il = i; }
+    if (h < th) { th = h; ih = i; }
+    sm = s[i] < sm ? s[i] : sm;
+  }
+  return sm;
+}
+
+#if defined(MIXQ_KERNELS_X86)
+MIXQ_TARGET_AVX2 inline double argmin2_avx2(const double* c, const double* s, int b, int e, double lo, double hi,
+                                            int& il, int& ih) {
+  const __m256d vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi), four = _mm256_set1_pd(4.0);
+  __m256d idx = _mm256_setr_pd(b, b + 1, b + 2, b + 3);
+  __m256d vc = _mm256_loadu_pd(c + b), vs = _mm256_loadu_pd(s + b);
+  __m256d pl = _mm256_mul_pd(vlo, vs), ph = _mm256_mul_pd(vhi, vs);
+  __asm__("" : "+x"(pl), "+x"(ph));
+  __m256d bl = _mm256_add_pd(vc, pl), bh = _mm256_add_pd(vc, ph), il4 = idx, ih4 = idx, sm = vs;
+  int i = b + 4;
+  for (; i + 4 <= e; i += 4) {
+    idx = _mm256_add_pd(idx, four);
+    vc = _mm256_loadu_pd(c + i);
+    vs = _mm256_loadu_pd(s + i);
+    pl = _mm256_mul_pd(vlo, vs);
+    ph = _mm256_mul_pd(vhi, vs);
+    __asm__("" : "+x"(pl), "+x"(ph));
+    const __m256d tl = _mm256_add_pd(vc, pl), th = _mm256_add_pd(vc, ph);
+    const __m256d ml = _mm256_cmp_pd(tl, bl, _CMP_LT_OQ), mh = _mm256_cmp_pd(th, bh, _CMP_LT_OQ);
+    bl = _mm256_blendv_pd(bl, tl, ml);
+    il4 = _mm256_blendv_pd(il4, idx, ml);
+    bh = _mm256_blendv_pd(bh, th, mh);
+    ih4 = _mm256_blendv_pd(ih4, idx, mh);
+    sm = _mm256_min_pd(vs, sm);
+  }
+  alignas(32) double v[4], x[4], w[4], y[4], z[4];
+  _mm256_store_pd(v, bl);
+  _mm256_store_pd(x, il4);
+  _mm256_store_pd(w, bh);
+  _mm256_store_pd(y, ih4);
+  _mm256_store_pd(z, sm);
+  double tl = v[0], th = w[0], smin = z[0], fl = x[0], fh = y[0];
+  for (int l = 1; l < 4; ++l) {
+    if (v[l] < tl || (v[l] == tl && x[l] < fl)) { tl = v[l]; fl = x[l]; }
+    if (w[l] < th || (w[l] == th && y[l] < fh)) { th = w[l]; fh = y[l]; }
+    smin = z[l] < smin ? z[l] : smin;
+  }
+  il = static_cast<int>(fl);
+  ih = static_cast<int>(fh);
+  for (; i < e; ++i) {
+    double pa = lo * s[i], pb = hi * s[i];
+    __asm__("" : "+x"(pa), "+x"(pb));
+    const double a = c[i] + pa, h = c[i] + pb;
+    if (a < tl) { tl = a; il = i; }
+    if (h < th) { th = h; ih = i; }
+    smin = s[i] < smin ? s[i] : smin;
+  }
+  return smin;
+}
+#endif
+
+}  // namespace lpv
+
 /// Largest number of entries of the per-depth running sums the branch and bound uses for its node LP (see
 /// Engine::node_lp); above it, a Fenwick tree. A variable so that the tests can run both paths.
 inline std::size_t node_lp_sums_limit = std::size_t{1} << 21;
@@ -827,14 +899,13 @@ class Engine {
     double s_lo = 0.0, s_hi = 0.0, s_min = 0.0;
     for (std::size_t gi = 0; gi < G; ++gi) {
       const int b = lpo_[gi], e = lpo_[gi + 1];
-      int il = b, ih = b;
-      double tl = c[b] + lam_lo * sv[b], th = c[b] + lam_hi * sv[b], sm = sv[b];
-      for (int i = b + 1; i < e; ++i) {
-        const double a = c[i] + lam_lo * sv[i], h = c[i] + lam_hi * sv[i];
-        if (a < tl) { tl = a; il = i; }
-        if (h < th) { th = h; ih = i; }
-        sm = std::min(sm, sv[i]);
-      }
+      int il, ih;
+#if defined(MIXQ_KERNELS_X86)
+      const double sm = avx2_ && e - b >= 8 ? lpv::argmin2_avx2(c, sv, b, e, lam_lo, lam_hi, il, ih)
+                                            : lpv::argmin2(c, sv, b, e, lam_lo, lam_hi, il, ih);
+#else
+      const double sm = lpv::argmin2(c, sv, b, e, lam_lo, lam_hi, il, ih);
+#endif
       br_lo_[gi] = il;
       br_hi_[gi] = ih;
       s_lo += sv[il];
