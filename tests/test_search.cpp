@@ -412,6 +412,7 @@ TEST(SearchSolver, DpRowsMatchScalarReference) {
 
 // The LP bracket pass: the AVX2 path finds the same first minimisers (and smallest use) as the scalar loop, with
 // many exact ties (values on a coarse grid) and every class length from 1 to 40; both agree with a plain search.
+// Also the AVX2 surrogate uses (w0 * row 0 + w1 * row 1) against the scalar expression.
 TEST(SearchSolver, BracketArgminMatchesScalarReference) {
   namespace lpv = ms::detail::lpv;
   std::mt19937_64 rng(31);
@@ -441,6 +442,13 @@ TEST(SearchSolver, BracketArgminMatchesScalarReference) {
     ASSERT_EQ(il, wl) << "iteration " << it;
     ASSERT_EQ(ih, wh) << "iteration " << it;
 #if defined(MIXQ_KERNELS_X86)
+    if (ms::detail::dp::wide_rows()) {
+      // the surrogate uses of the LP: w0 * row 0 + w1 * row 1, bit for bit as the scalar loop
+      std::vector<double> got(static_cast<std::size_t>(n), -1.0);
+      const std::size_t done = lpv::combine2_avx2(got.data(), c.data(), s.data(), static_cast<std::size_t>(n), lo, hi);
+      ASSERT_EQ(done, static_cast<std::size_t>(n) / 4 * 4);
+      for (std::size_t i = 0; i < done; ++i) ASSERT_EQ(got[i], lo * c[i] + hi * s[i]) << "iteration " << it;
+    }
     if (ms::detail::dp::wide_rows() && n >= 4) {
       il = ih = -1;
       ASSERT_EQ(lpv::argmin2_avx2(c.data(), s.data(), 0, n, lo, hi, il, ih), ws) << "iteration " << it << " (AVX2)";

@@ -125,20 +125,23 @@ inline void dominance_filter_rows(Compiled& cp) {
   std::vector<double> cost(cp.cost.size());
   std::vector<std::int64_t> use(cp.use.size());
   std::vector<int> option(cp.option.size()), order, kept;
+  std::vector<std::pair<double, int>> keyed;
   std::size_t n = 0;  // options kept so far
   std::vector<std::int64_t> kmin;  // per row: the smallest use of the kept options of the current group
   const auto u = [&](int j, int k) { return cp.use[static_cast<std::size_t>(j) * Ks + static_cast<std::size_t>(k)]; };
   for (int g = 0; g < cp.groups(); ++g) {
     const int b = cp.begin[static_cast<std::size_t>(g)], e = cp.begin[static_cast<std::size_t>(g) + 1];
-    order.resize(static_cast<std::size_t>(e - b));
-    std::iota(order.begin(), order.end(), b);
-    std::sort(order.begin(), order.end(), [&](int x, int y) {
-      if (cp.cost[static_cast<std::size_t>(x)] != cp.cost[static_cast<std::size_t>(y)])
-        return cp.cost[static_cast<std::size_t>(x)] < cp.cost[static_cast<std::size_t>(y)];
+    // sorted as (cost, index) pairs: the cost compares without an indirection, uses only on equal costs
+    keyed.resize(static_cast<std::size_t>(e - b));
+    for (int i = b; i < e; ++i) keyed[static_cast<std::size_t>(i - b)] = {cp.cost[static_cast<std::size_t>(i)], i};
+    std::sort(keyed.begin(), keyed.end(), [&](const std::pair<double, int>& x, const std::pair<double, int>& y) {
+      if (x.first != y.first) return x.first < y.first;
       for (int k = 0; k < K; ++k)
-        if (u(x, k) != u(y, k)) return u(x, k) < u(y, k);
-      return x < y;
+        if (u(x.second, k) != u(y.second, k)) return u(x.second, k) < u(y.second, k);
+      return x.second < y.second;
     });
+    order.resize(keyed.size());
+    for (std::size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
     kept.clear();
     kmin.assign(Ks, std::numeric_limits<std::int64_t>::max());
     for (int i : order) {
@@ -445,6 +448,19 @@ inline double argmin2(const double* c, const double* s, int b, int e, double lo,
 }
 
 #if defined(MIXQ_KERNELS_X86)
+/// out[i] = w0 * a[i] + w1 * b[i] for i < n, 4 at a time (products rounded before the sum, as in the scalar loop).
+MIXQ_TARGET_AVX2 inline std::size_t combine2_avx2(double* out, const double* a, const double* b, std::size_t n,
+                                                  double w0, double w1) {
+  const __m256d v0 = _mm256_set1_pd(w0), v1 = _mm256_set1_pd(w1);
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m256d p = _mm256_mul_pd(v0, _mm256_loadu_pd(a + i)), q = _mm256_mul_pd(v1, _mm256_loadu_pd(b + i));
+    __asm__("" : "+x"(p), "+x"(q));
+    _mm256_storeu_pd(out + i, _mm256_add_pd(p, q));
+  }
+  return i;
+}
+
 MIXQ_TARGET_AVX2 inline double argmin2_avx2(const double* c, const double* s, int b, int e, double lo, double hi,
                                             int& il, int& ih) {
   const __m256d vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi), four = _mm256_set1_pd(4.0);
@@ -710,7 +726,11 @@ class Engine {
     const double* u = lpu_.data();
     if (K_ == 2) {
       const double w0 = w[0], w1 = w[1];
-      for (std::size_t i = 0; i < n; ++i) sv[i] = w0 * u[i] + w1 * u[n + i];
+      std::size_t i = 0;
+#if defined(MIXQ_KERNELS_X86)
+      if (avx2_) i = lpv::combine2_avx2(sv, u, u + n, n, w0, w1);
+#endif
+      for (; i < n; ++i) sv[i] = w0 * u[i] + w1 * u[n + i];
     } else {
       for (std::size_t i = 0; i < n; ++i) sv[i] = w[0] * u[i];
       for (int k = 1; k < K_; ++k)
@@ -1865,9 +1885,11 @@ class Engine {
     const int G = cp_.groups();
     const double inf = std::numeric_limits<double>::infinity();
     act_.assign(static_cast<std::size_t>(G), {});
-    for (int g = 0; g < G; ++g)
-      for (int j = cp_.begin[static_cast<std::size_t>(g)]; j < cp_.begin[static_cast<std::size_t>(g) + 1]; ++j)
-        act_[static_cast<std::size_t>(g)].push_back(j);
+    for (int g = 0; g < G; ++g) {
+      std::vector<int>& a = act_[static_cast<std::size_t>(g)];
+      a.resize(static_cast<std::size_t>(cp_.begin[static_cast<std::size_t>(g) + 1] - cp_.begin[static_cast<std::size_t>(g)]));
+      std::iota(a.begin(), a.end(), cp_.begin[static_cast<std::size_t>(g)]);
+    }
     std::int64_t min_use = 0;
     const int bad = row_filter(min_use);
     if (bad >= 0) return min_use >= 0 ? infeasible(bad, min_use) : infeasible(-1, 0);
