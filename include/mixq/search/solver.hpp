@@ -822,6 +822,7 @@ class Engine {
       }
     }
     lp_value_ = value;
+    if (lambda_ > 0.0) lam_hint_ = lambda_;  // the next value-only evaluation's bracket starts from it
     return value;
   }
 
@@ -901,9 +902,10 @@ class Engine {
   // S(lo) > R > S(hi) the optimum multiplier lies in [lo, hi); only the groups whose minimisers differ at lo and hi
   // have hull segments of efficiency in that range (the path between the two minimisers), so the greedy from the
   // minimisers at hi over those segments alone is the LP solution. lo and hi are the last LP's multiplier (lam_hint_)
-  // divided and multiplied by 1 + lam_margin_ (one pass over the options for both); the margin follows how far the
-  // multiplier moved. Returns false when the bracket misses (the caller then takes the full greedy), else the value
-  // in v (+inf when the surrogate is infeasible).
+  // divided and multiplied by 1 + lam_margin_ (one pass over the options for both); a bracket that misses moves to
+  // the side the optimum is on, each time 4 times wider (at most 4 passes); the margin follows how far the multiplier
+  // moved. Returns false when no bracket held (the caller then takes the full greedy), else the value in v (+inf
+  // when the surrogate is infeasible).
   double lam_hint_ = -1.0;    // multiplier of the last value-only LP (<= 0: none)
   double lam_margin_ = 0.1;
   std::vector<int> br_lo_, br_hi_;  // per free group: the minimisers at lo and hi
@@ -912,34 +914,49 @@ class Engine {
     const double* sv = lps_.data();
     const double* c = lpc_.data();
     const double* u = lpu_.data();
-    const double lam_lo = lam_hint_ / (1.0 + lam_margin_), lam_hi = lam_hint_ * (1.0 + lam_margin_);
+    double lam_lo = lam_hint_ / (1.0 + lam_margin_), lam_hi = lam_hint_ * (1.0 + lam_margin_);
     const std::size_t G = free_.size();
     br_lo_.resize(G);
     br_hi_.resize(G);
-    double s_lo = 0.0, s_hi = 0.0, s_min = 0.0;
-    for (std::size_t gi = 0; gi < G; ++gi) {
-      const int b = lpo_[gi], e = lpo_[gi + 1];
-      int il, ih;
-#if defined(MIXQ_KERNELS_X86)
-      const double sm = avx2_ && e - b >= 8 ? lpv::argmin2_avx2(c, sv, b, e, lam_lo, lam_hi, il, ih)
-                                            : lpv::argmin2(c, sv, b, e, lam_lo, lam_hi, il, ih);
-#else
-      const double sm = lpv::argmin2(c, sv, b, e, lam_lo, lam_hi, il, ih);
-#endif
-      br_lo_[gi] = il;
-      br_hi_[gi] = ih;
-      s_lo += sv[il];
-      s_hi += sv[ih];
-      s_min += sm;
-    }
     const double R = R_;
-    if (s_min > R + s_tol()) {
-      v = std::numeric_limits<double>::infinity();
-      return true;
-    }
-    if (!(s_lo > R && s_hi < R)) {
-      lam_margin_ = std::min(4.0 * lam_margin_, 1.0);  // missed: a wider bracket next time
-      return false;
+    double s_lo = 0.0, s_hi = 0.0;
+    // up to 4 passes: a bracket that misses moves to the side the optimum lies on, 4 times wider each time
+    double widen = 4.0 * lam_margin_;
+    for (int pass = 0;; ++pass) {
+      double s_min = 0.0;
+      s_lo = s_hi = 0.0;
+      for (std::size_t gi = 0; gi < G; ++gi) {
+        const int b = lpo_[gi], e = lpo_[gi + 1];
+        int il, ih;
+#if defined(MIXQ_KERNELS_X86)
+        const double sm = avx2_ && e - b >= 8 ? lpv::argmin2_avx2(c, sv, b, e, lam_lo, lam_hi, il, ih)
+                                              : lpv::argmin2(c, sv, b, e, lam_lo, lam_hi, il, ih);
+#else
+        const double sm = lpv::argmin2(c, sv, b, e, lam_lo, lam_hi, il, ih);
+#endif
+        br_lo_[gi] = il;
+        br_hi_[gi] = ih;
+        s_lo += sv[il];
+        s_hi += sv[ih];
+        s_min += sm;
+      }
+      if (s_min > R + s_tol()) {
+        v = std::numeric_limits<double>::infinity();
+        return true;
+      }
+      if (s_lo > R && s_hi < R) break;
+      if (pass == 3) {
+        lam_margin_ = std::min(4.0 * lam_margin_, 1.0);  // missed: a wider bracket next time
+        return false;
+      }
+      if (!(s_lo > R)) {  // the optimum is at or below lam_lo
+        lam_hi = lam_lo;
+        lam_lo = lam_lo / (1.0 + widen);
+      } else {  // at or above lam_hi
+        lam_lo = lam_hi;
+        lam_hi = lam_hi * (1.0 + widen);
+      }
+      widen *= 4.0;
     }
     // the greedy from the minimisers at hi over the segments between the two minimisers of each group
     double value = 0.0, us0 = 0.0, us1 = 0.0;
