@@ -1699,7 +1699,11 @@ class Engine {
 
   std::vector<std::vector<std::pair<double, int>>> cand_;  // per depth: (bound, option)
 
+  // KC: the number of rows when known at compile time (2), else 0 (K_).
+  template <int KC>
   void dfs(int d, double cost, double sur, double dsum, double pen) {
+    const int K = KC > 0 ? KC : K_;
+    const std::int64_t* use = cp_.use.data();
     ++nodes_;
     if (limits_hit()) { aborted_ = true; return; }
     const int nf = static_cast<int>(order_.size());
@@ -1714,15 +1718,16 @@ class Engine {
     }
     const int g = order_[static_cast<std::size_t>(d)];
     if (!sfx_) remove_group(g, -1.0);
-    const std::int64_t* smin = &suf_min_[static_cast<std::size_t>((d + 1) * K_)];
+    const std::int64_t* smin = &suf_min_[static_cast<std::size_t>((d + 1) * K)];
     std::vector<std::pair<double, int>>& cand = cand_[static_cast<std::size_t>(d)];
     cand.clear();
     for (int j : sorted_[static_cast<std::size_t>(g)]) {
       const double dj = delta_[static_cast<std::size_t>(j)];
       if (lag_ + dsum + dj >= cut_) break;
       bool ok = true;
-      for (int k = 0; k < K_ && ok; ++k)
-        ok = used_[static_cast<std::size_t>(k)] + iuse(j, k) + smin[k] <= rb_[static_cast<std::size_t>(k)];
+      const std::int64_t* uj = use + static_cast<std::size_t>(j) * static_cast<std::size_t>(K);
+      for (int k = 0; k < K && ok; ++k)
+        ok = used_[static_cast<std::size_t>(k)] + uj[k] + smin[k] <= rb_[static_cast<std::size_t>(k)];
       if (!ok) continue;
       const double nc = cost + cp_.cost[static_cast<std::size_t>(j)];
       double lb = nc;
@@ -1743,14 +1748,15 @@ class Engine {
     for (std::size_t i = 0; i < cand.size(); ++i) {
       const auto [lb, j] = cand_[static_cast<std::size_t>(d)][i];
       if (lb >= cut_) break;
-      for (int k = 0; k < K_; ++k) used_[static_cast<std::size_t>(k)] += iuse(j, k);
+      const std::int64_t* uj = use + static_cast<std::size_t>(j) * static_cast<std::size_t>(K);
+      for (int k = 0; k < K; ++k) used_[static_cast<std::size_t>(k)] += uj[k];
       choice_[static_cast<std::size_t>(g)] = j;
       const std::int64_t du = dp_row_ >= 0 ? dp_units_[static_cast<std::size_t>(j)] : 0;
       e_used_ += du;
-      dfs(d + 1, cost + cp_.cost[static_cast<std::size_t>(j)], sur + s_[static_cast<std::size_t>(j)],
-          dsum + delta_[static_cast<std::size_t>(j)], pen + (dp_row_ >= 0 ? dp_pen_[static_cast<std::size_t>(j)] : 0.0));
+      dfs<KC>(d + 1, cost + cp_.cost[static_cast<std::size_t>(j)], sur + s_[static_cast<std::size_t>(j)],
+              dsum + delta_[static_cast<std::size_t>(j)], pen + (dp_row_ >= 0 ? dp_pen_[static_cast<std::size_t>(j)] : 0.0));
       e_used_ -= du;
-      for (int k = 0; k < K_; ++k) used_[static_cast<std::size_t>(k)] -= iuse(j, k);
+      for (int k = 0; k < K; ++k) used_[static_cast<std::size_t>(k)] -= uj[k];
       if (aborted_) break;
     }
     if (!sfx_) remove_group(g, 1.0);
@@ -1825,7 +1831,8 @@ class Engine {
     cand_.assign(static_cast<std::size_t>(nf), {});
     if (!dp_current_) build_dp_table();
     e_used_ = 0;
-    dfs(0, 0.0, 0.0, 0.0, 0.0);
+    if (K_ == 2) dfs<2>(0, 0.0, 0.0, 0.0, 0.0);
+    else dfs<0>(0, 0.0, 0.0, 0.0, 0.0);
   }
 
   // Root fixing rounds under the current cutoff: surrogate LP, reduced-cost fixing, DP bound and DP fixing, row
