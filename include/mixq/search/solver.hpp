@@ -1694,7 +1694,11 @@ class Engine {
       }
       range[static_cast<std::size_t>(g)] = hi - lo;
     }
-    std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) { return range[static_cast<std::size_t>(a)] > range[static_cast<std::size_t>(b)]; });
+    // by decreasing cost range, ties in free_ order (increasing group): stable without stable_sort's buffer
+    std::sort(order_.begin(), order_.end(), [&](int a, int b) {
+      const double ra = range[static_cast<std::size_t>(a)], rb = range[static_cast<std::size_t>(b)];
+      return ra > rb || (ra == rb && a < b);
+    });
   }
 
   std::vector<std::vector<std::pair<double, int>>> cand_;  // per depth: (bound, option)
@@ -1766,11 +1770,15 @@ class Engine {
 
   void branch_and_bound() {
     if (!dp_current_) set_order();
-    sorted_.assign(static_cast<std::size_t>(cp_.groups()), {});
+    sorted_.resize(static_cast<std::size_t>(cp_.groups()));  // the inner vectors keep their memory between calls
     for (int g : free_) {
       std::vector<int>& v = sorted_[static_cast<std::size_t>(g)];
       v = act_[static_cast<std::size_t>(g)];
-      std::stable_sort(v.begin(), v.end(), [&](int a, int b) { return delta_[static_cast<std::size_t>(a)] < delta_[static_cast<std::size_t>(b)]; });
+      // by reduced cost, ties in act_ order (increasing index): a stable order without stable_sort's buffer
+      std::sort(v.begin(), v.end(), [&](int a, int b) {
+        const double da = delta_[static_cast<std::size_t>(a)], db = delta_[static_cast<std::size_t>(b)];
+        return da < db || (da == db && a < b);
+      });
     }
     const int nf = static_cast<int>(order_.size());
     suf_base_s_.assign(static_cast<std::size_t>(nf + 1), 0.0);
@@ -1828,7 +1836,7 @@ class Engine {
     }
     choice_.assign(static_cast<std::size_t>(cp_.groups()), -1);
     used_.assign(static_cast<std::size_t>(K_), 0);
-    cand_.assign(static_cast<std::size_t>(nf), {});
+    if (cand_.size() < static_cast<std::size_t>(nf)) cand_.resize(static_cast<std::size_t>(nf));  // dfs clears each
     if (!dp_current_) build_dp_table();
     e_used_ = 0;
     if (K_ == 2) dfs<2>(0, 0.0, 0.0, 0.0, 0.0);
