@@ -14,9 +14,14 @@
 ///    the bound (the surrogate dual): for K = 2 by bisection on the angle of mu, steered by which row the
 ///    surrogate's LP solution exceeds, to a bracket of 1/4096 of the quarter circle (12 evaluations from pi/4; a
 ///    sweep starts from an angle predicted by its last solves and gallops from it to a bracket); for K >= 3 by
-///    coordinate golden-section search. The search evaluates the LP by a weighted quickselect over the hull
-///    segments instead of a sort, over a flat copy of the active options taken once per search.
-/// 4. Incumbent: the LP solution rounded down and the warm start (if any), repaired row by row and improved by
+///    coordinate golden-section search. The search needs only the LP's value and its solution's row uses, over a
+///    flat copy of the active options taken once per search: by LP duality the value is the maximum over the
+///    multiplier lam of sum_class min_option (cost + lam * use) - lam * budget, so one pass (AVX2 when active)
+///    finds each class's minimisers at the two ends of a bracket around the last evaluation's multiplier, and the
+///    greedy runs only over the hull segments between them; a bracket that misses moves and widens (at most 4
+///    passes), then the greedy over all hull segments by weighted quickselect.
+/// 4. Incumbent: the LP solution rounded down and the warm start (if any), repaired row by row (the best ratio of
+///    cost to violation removed first; each class's best move kept in a lazy max-heap) and improved by
 ///    single-class moves; later also the optimal path of the DP relaxation (step 5), repaired the same way.
 /// 5. Root fixing rounds: reduced-cost fixing with the Lagrangian multiplier of the surrogate LP; a DP relaxation
 ///    (exact over the excess of one row in units of the gcd of its option differences, the other rows
