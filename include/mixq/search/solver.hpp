@@ -722,6 +722,44 @@ class Engine {
   // lambda_, hull_pos_.
   // value_only: only the bound is needed (multiplier search): a weighted selection replaces the sort, and s_ and
   // hull_ are not written.
+  // The lower convex hull of options b..e-1 (cost c, surrogate use sv), taken in increasing cost order: those with a
+  // surrogate use below that of every cheaper option form the (cost, use) frontier, whose hull is built in the same
+  // pass (monotone chain, by decreasing use); an option of the same cost as the last hull point and a smaller use
+  // replaces it. Writes the hull to h (h[m - 1] has the smallest use) and returns m.
+  static int lower_hull(const double* c, const double* sv, int b, int e, int* h) {
+    int m = 0;
+    double smin = std::numeric_limits<double>::infinity();
+    for (int i = b; i < e; ++i) {
+      const double si = sv[i];
+      if (!(si < smin)) continue;
+      smin = si;
+      const double ci = c[i];
+      if (m > 0 && c[h[m - 1]] == ci) --m;
+      while (m >= 2) {
+        // (s, c) in increasing use: i, y = h[m - 1], x = h[m - 2]; y is dropped unless strictly below the chord
+        const int x = h[m - 2], y = h[m - 1];
+        if ((c[y] - ci) * (sv[x] - sv[y]) >= (c[x] - c[y]) * (sv[y] - si)) --m;
+        else break;
+      }
+      h[m++] = i;
+    }
+    return m;
+  }
+  // Appends the segments of hull h[0..m-1] of group g to seg_, from h[m - 1] (smallest use) towards h[0]; the rows'
+  // changes du0, du1 only for K = 2 (u: the flat uses, row k at k * n + entry).
+  void push_segments(const int* h, int m, int g, const double* c, const double* sv, const double* u, std::size_t n) {
+    for (int t = m - 1; t > 0; --t) {
+      const int lo = h[t], hi = h[t - 1];
+      const double ds = sv[hi] - sv[lo], gain = c[lo] - c[hi];
+      double du0 = 0.0, du1 = 0.0;
+      if (K_ == 2) {
+        du0 = u[hi] - u[lo];
+        du1 = u[n + static_cast<std::size_t>(hi)] - u[n + static_cast<std::size_t>(lo)];
+      }
+      seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, g, m - 1 - t});
+    }
+  }
+
   double build_lp(const std::vector<double>& w, bool value_only = false) {
     w_ = w;
     R_ = 0.0;
@@ -757,25 +795,7 @@ class Engine {
     hs_.resize(n + 1);
     int* h = hs_.data();
     for (std::size_t gi = 0; gi < free_.size(); ++gi) {
-      // Options in increasing cost order: those with a surrogate use below that of every cheaper option form the
-      // (cost, use) frontier; its lower convex hull is built in the same pass (monotone chain, by decreasing use).
-      // An option of the same cost as the last hull point and a smaller use replaces it.
-      int m = 0;
-      double smin = std::numeric_limits<double>::infinity();
-      for (int i = lpo_[gi]; i < lpo_[gi + 1]; ++i) {
-        const double si = sv[i];
-        if (!(si < smin)) continue;
-        smin = si;
-        const double ci = c[i];
-        if (m > 0 && c[h[m - 1]] == ci) --m;
-        while (m >= 2) {
-          // (s, c) in increasing use: i, b = h[m - 1], a = h[m - 2]; b is dropped unless strictly below the chord
-          const int a = h[m - 2], b = h[m - 1];
-          if ((c[b] - ci) * (sv[a] - sv[b]) >= (c[a] - c[b]) * (sv[b] - si)) --m;
-          else break;
-        }
-        h[m++] = i;
-      }
+      const int m = lower_hull(c, sv, lpo_[gi], lpo_[gi + 1], h);
       // h[m - 1] has the smallest surrogate use: the LP's starting point; segments go from it towards h[0]
       const int g = free_[gi];
       const int i0 = h[m - 1];
@@ -790,16 +810,7 @@ class Engine {
         hg.resize(static_cast<std::size_t>(m));
         for (int t = 0; t < m; ++t) hg[static_cast<std::size_t>(t)] = lpid_[static_cast<std::size_t>(h[m - 1 - t])];
       }
-      for (int t = m - 1; t > 0; --t) {
-        const int lo = h[t], hi = h[t - 1];
-        const double ds = sv[hi] - sv[lo], gain = c[lo] - c[hi];
-        double du0 = 0.0, du1 = 0.0;
-        if (K_ == 2) {
-          du0 = u[hi] - u[lo];
-          du1 = u[n + static_cast<std::size_t>(hi)] - u[n + static_cast<std::size_t>(lo)];
-        }
-        seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, g, m - 1 - t});
-      }
+      push_segments(h, m, g, c, sv, u, n);
     }
     lp_current_ = false;
     if (value_only) return greedy_value(base_s, base_c);
@@ -976,32 +987,8 @@ class Engine {
         us1 += u[n + static_cast<std::size_t>(ih)];
       }
       if (il == ih) continue;
-      // options il..ih in cost order: the lower hull from il (larger use) to ih, as in build_lp
-      int m = 0;
-      double smin = std::numeric_limits<double>::infinity();
-      for (int i = il; i <= ih; ++i) {
-        const double si = sv[i];
-        if (!(si < smin)) continue;
-        smin = si;
-        const double ci = c[i];
-        if (m > 0 && c[h[m - 1]] == ci) --m;
-        while (m >= 2) {
-          const int a = h[m - 2], bb = h[m - 1];
-          if ((c[bb] - ci) * (sv[a] - sv[bb]) >= (c[a] - c[bb]) * (sv[bb] - si)) --m;
-          else break;
-        }
-        h[m++] = i;
-      }
-      for (int t = m - 1; t > 0; --t) {
-        const int lo = h[t], hi = h[t - 1];
-        const double ds = sv[hi] - sv[lo], gain = c[lo] - c[hi];
-        double du0 = 0.0, du1 = 0.0;
-        if (K_ == 2) {
-          du0 = u[hi] - u[lo];
-          du1 = u[n + static_cast<std::size_t>(hi)] - u[n + static_cast<std::size_t>(lo)];
-        }
-        seg_.push_back(Segment{gain / ds, ds, gain, du0, du1, free_[gi], 0});
-      }
+      // options il..ih in cost order: the lower hull from il (larger use) to ih
+      push_segments(h, lower_hull(c, sv, il, ih + 1, h), free_[gi], c, sv, u, n);
     }
     std::sort(seg_.begin(), seg_.end(), [](const Segment& a, const Segment& b) { return a.eff > b.eff; });
     double r = R - s_hi;
