@@ -129,7 +129,7 @@ inline void dominance_filter_rows(Compiled& cp) {
   std::vector<int> begin{0};
   std::vector<double> cost(cp.cost.size());
   std::vector<std::int64_t> use(cp.use.size());
-  std::vector<int> option(cp.option.size()), order, kept;
+  std::vector<int> option(cp.option.size()), kept;
   std::vector<std::pair<double, int>> keyed;
   std::size_t n = 0;  // options kept so far
   std::vector<std::int64_t> kmin;  // per row: the smallest use of the kept options of the current group
@@ -145,11 +145,10 @@ inline void dominance_filter_rows(Compiled& cp) {
         if (u(x.second, k) != u(y.second, k)) return u(x.second, k) < u(y.second, k);
       return x.second < y.second;
     });
-    order.resize(keyed.size());
-    for (std::size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
     kept.clear();
     kmin.assign(Ks, std::numeric_limits<std::int64_t>::max());
-    for (int i : order) {
+    for (const std::pair<double, int>& key : keyed) {
+      const int i = key.second;
       // a kept option precedes i: cost no higher, and (uses lexicographically smaller, or identical with a lower
       // index); it dominates i when none of its uses is larger. Below the kept options' smallest use in some row,
       // nothing kept can dominate i (no scan).
@@ -717,11 +716,6 @@ class Engine {
     lpo_.push_back(static_cast<int>(lpid_.size()));
   }
 
-  // Surrogate LP over the free groups with weights w (gather_lp() must describe the current active options).
-  // Returns the bound (without const_cost_), +inf when the surrogate is infeasible. Fills s_, hull_, seg_ (sorted),
-  // lambda_, hull_pos_.
-  // value_only: only the bound is needed (multiplier search): a weighted selection replaces the sort, and s_ and
-  // hull_ are not written.
   // The lower convex hull of options b..e-1 (cost c, surrogate use sv), taken in increasing cost order: those with a
   // surrogate use below that of every cheaper option form the (cost, use) frontier, whose hull is built in the same
   // pass (monotone chain, by decreasing use); an option of the same cost as the last hull point and a smaller use
@@ -760,6 +754,12 @@ class Engine {
     }
   }
 
+  // Surrogate LP over the free groups with weights w (gather_lp() must describe the current active options).
+  // Returns the bound (without const_cost_), +inf when the surrogate is infeasible. Fills s_, hull_, seg_ (sorted),
+  // lambda_, hull_pos_.
+  // value_only: only the bound and the solution's row uses are needed (multiplier search): from the bracket of the
+  // last multiplier (bracket_value) when it holds, else a weighted selection replaces the sort; s_ and hull_ are not
+  // written.
   double build_lp(const std::vector<double>& w, bool value_only = false) {
     w_ = w;
     R_ = 0.0;
@@ -1120,16 +1120,15 @@ class Engine {
       }
       return best;
     };
-    const auto violated = [&]() {  // bit k: row k is violated (rows beyond 63 share bit 63: with K > 64 a rebuild
-                                   // can be missed, which changes only the heuristic's moves)
-      std::uint64_t v = 0;
-      for (int k = 0; k < K_; ++k)
-        if (tot[static_cast<std::size_t>(k)] > rb_[static_cast<std::size_t>(k)]) v |= std::uint64_t{1} << std::min(k, 63);
+    // rows only leave the violated set (a move keeps the other rows within budget), so the set changed iff its size did
+    const auto violated = [&]() {
+      int v = 0;
+      for (int k = 0; k < K_; ++k) v += tot[static_cast<std::size_t>(k)] > rb_[static_cast<std::size_t>(k)] ? 1 : 0;
       return v;
     };
     int moves = 0;
     const int max_moves = 4 * static_cast<int>(free_.size()) * K_ + 8;
-    for (std::uint64_t rows = violated(); rows != 0;) {
+    for (int rows = violated(); rows != 0;) {
       // heap entries (score, group position); the top: the largest score, then the smallest position
       const auto below = [](const std::pair<double, std::size_t>& a, const std::pair<double, std::size_t>& b) {
         return a.first < b.first || (a.first == b.first && a.second > b.second);
@@ -1157,7 +1156,7 @@ class Engine {
         }
         apply(free_[gi], bj);
         ++moves;
-        const std::uint64_t now = violated();
+        const int now = violated();
         if (now != rows) {
           rows = now;
           rebuild = true;
