@@ -8,7 +8,7 @@
 
 #include <zlib.h>
 
-#include <Eigen/Core>
+#include "mixq/detail/eigen.hpp"
 #include <array>
 #include <cstdint>
 #include <cstdlib>

@@ -22,9 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Core>
+#include "mixq/detail/eigen.hpp"
 #include <nlohmann/json.hpp>
-#include <unsupported/Eigen/CXX11/Tensor>
 
 #include "mixq/error.hpp"
 #include "mixq/quant/quantized_tensor.hpp"

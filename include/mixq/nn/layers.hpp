@@ -4,7 +4,7 @@
 /// Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Flatten, and Residual (a main branch plus an
 /// optional shortcut, summed, then an optional activation).
 
-#include <Eigen/Core>
+#include "mixq/detail/eigen.hpp"
 #include <algorithm>
 #include <cmath>
 #include <limits>

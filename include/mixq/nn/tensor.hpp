@@ -4,7 +4,7 @@
 /// and a small thread pool used by the layers (dynamic scheduling of fixed chunks: results independent of the
 /// thread count).
 
-#include <Eigen/Core>
+#include "mixq/detail/eigen.hpp"
 #include <algorithm>
 #include <array>
 #include <atomic>

@@ -17,8 +17,7 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
-#include <unsupported/Eigen/CXX11/Tensor>
+#include "mixq/detail/eigen.hpp"
 
 #include "mixq/error.hpp"
 #include "mixq/kernels.hpp"

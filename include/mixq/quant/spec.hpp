@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Core>
+#include "mixq/detail/eigen.hpp"
 
 #include "mixq/error.hpp"
 
