@@ -2,6 +2,9 @@
 # Installs what is missing, then runs every test in three stages, each in its own folder under build/:
 #   1. release   Release build (examples and benchmarks compiled, not run), every ctest test (unit tests, the
 #                ODR check, the find_package and add_subdirectory consumer builds)
+#   1b. march    (x86 only) the programs built with -march=native (examples, bench_nn) and test_kernels compiled
+#                for -march=x86-64-v4 (AVX-512) and -march=x86-64-v3 (AVX2), whatever this CPU has; test_kernels
+#                runs where the CPU can run that level, the rest is compile only
 #   2. sanitize  ASan + UBSan build (-fno-sanitize-recover=all) at -O1 -g1, the unit tests
 #   3. aarch64   cross build for 64-bit ARM, the unit tests under qemu-aarch64
 #   4. fuzz      (when tests/fuzz exists) the libFuzzer targets, 60 s each over their seed corpus
@@ -67,6 +70,46 @@ run_stage() {
 
 run_stage release build/release "" -- \
   -DCMAKE_BUILD_TYPE=Release
+
+# march_stage LEVEL: compile the -march=native programs and test_kernels for another x86-64 level, so a build
+# that breaks only on a CPU with other vector extensions (Eigen's AVX-512 code under -Werror, say) fails here on
+# any x86 machine. Runs test_kernels when this CPU supports LEVEL (glibc's loader lists the levels it supports).
+march_stage() {
+  local level=$1 dir=build/march-$1
+  local log="$root/$dir/stage.log" t0=$SECONDS
+  mkdir -p "$dir"
+  echo "== stage march $level: compile the -march=native programs and test_kernels in $dir"
+  if ! cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DMIXQ_NATIVE=OFF -DCMAKE_CXX_FLAGS="-march=$level" \
+         >"$log" 2>&1 ||
+     ! cmake --build "$dir" -j "$jobs" --target mixq_native_programs test_kernels >>"$log" 2>&1; then
+    tail -n 60 "$log"
+    summary+=("march $level: BUILD FAILED ($((SECONDS - t0)) s, log $dir/stage.log)")
+    total_fail=$((total_fail + 1))
+    finish
+    exit 1
+  fi
+  if ! /lib64/ld-linux-x86-64.so.2 --help 2>/dev/null | grep -q "$level (supported"; then
+    summary+=("march $level: compiled; this CPU cannot run $level, test_kernels not run ($((SECONDS - t0)) s)")
+    return
+  fi
+  local out rc
+  out=$(cd "$dir" && ctest --output-on-failure --timeout 1200 -R '^test_kernels$' 2>&1)
+  rc=$?
+  echo "$out" | tail -n 40
+  if [ $rc -ne 0 ] || ! echo "$out" | grep -q '100% tests passed'; then
+    summary+=("march $level: test_kernels FAILED ($((SECONDS - t0)) s)")
+    total_fail=$((total_fail + 1))
+    finish
+    exit 1
+  fi
+  total_pass=$((total_pass + 1))
+  summary+=("march $level: compiled, test_kernels passed ($((SECONDS - t0)) s)")
+}
+
+if [ "$(uname -m)" = x86_64 ]; then
+  march_stage x86-64-v4
+  march_stage x86-64-v3
+fi
 
 # -O1 -g1 (line tables for the reports' stack traces) instead of RelWithDebInfo's -O2 -g: half the compile time,
 # the unit tests run about as fast.
