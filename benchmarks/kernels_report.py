@@ -8,9 +8,12 @@
 Medians of the repetitions. Each kernel's GB/s counts every stream read and written; its ratio is against the
 limit the issue sets for it, measured in the same run: memcpy (two streams) for one-in-one-out kernels,
 copy3 (two read, one written) for fake_quant_backward and lsq_backward.
+
+With both AVX2 and AVX-512 in the run, a last table gives AVX-512 over AVX2 per size and each kernel's
+vector-ALU bound (--ghz, default 3.2: the clock the bound is converted at) next to its AVX-512 rate at 16 KiB.
 """
+import argparse
 import json
-import sys
 
 SIZES = ["16KiB", "256KiB", "4MiB", "256MiB"]
 KERNELS = [  # name, baseline, goal ratio
@@ -30,6 +33,28 @@ KERNELS = [  # name, baseline, goal ratio
 ]
 
 
+# Vector-ALU bound per kernel on Zen 4, which executes a 512-bit operation as two 256-bit halves: its four
+# vector pipes retire two 256-bit operations per cycle on the multiply/FMA pair (incl. pmaddubsw/pmaddwd), two
+# on the add pair (add, min/max, round, compare, int<->float conversion), shuffles and packs on two of the four,
+# integer logic and masked moves on any. Per step: (bytes read + written, cycles on the limiting pipes, the
+# operations counted). Cycles are 256-bit operations over the pipes that can take them.
+BOUNDS = {
+    "fake_quant": (128, 3.0, "16 floats: round, max, min on the add pair (6 halves / 2 pipes); mul, fma on the other"),
+    "fake_quant_per_channel": (128, 3.0, "as fake_quant, plus per-channel parameter set-up"),
+    "fake_quant_per_group": (128, 3.0, "as fake_quant, plus per-group parameter set-up"),
+    "fake_quant_backward": (192, 3.0, "16 floats: round and two compares on the add pair; mul; mask and, masked move"),
+    "lsq_backward": (192, 6.5, "16 floats: round, max, min, two compares, add (add pair, 6 cycles); mul, fnmadd, fma; "
+                     "4 masked moves: 26 halves over 4 pipes"),
+    "quantize_int8": (320, 12.0, "64 floats: 4 x (max, min, convert) on the add pair; 4 mul; 3 packs, 1 permute, "
+                      "2 compares, 2 masked adds"),
+    "dequantize_int8": (80, 2.0, "16 codes: sign-extend, convert, mul; the 64-byte store takes 2 cycles"),
+    "pack_bits_4": (96, 1.5, "64 codes (AVX2 code): 2 and, 2 maddubs, packus, permute: 6 ops over 4 pipes"),
+    "pack_bits_3": (88, 2.75, "64 codes (AVX2 code): 2 and, 2 maddubs, 3 madd, packs, permute, pshufb, extract: "
+                    "11 ops over 4 pipes"),
+    "minmax": (64, 2.0, "16 floats read: min, max on the add pair"),
+}
+
+
 def load(path):
     with open(path) as f:
         data = json.load(f)
@@ -40,7 +65,7 @@ def load(path):
     return data["context"], med
 
 
-def main(path):
+def main(path, ghz):
     context, med = load(path)
     isas = sorted({name.split("/")[1] for name in med if name.startswith("fake_quant/")},
                   key=["scalar", "neon", "avx2", "avx512"].index)
@@ -82,7 +107,30 @@ def main(path):
             if fq and nb and ei:
                 print(f"- fake_quant on {isa} at {s}: {fq / nb:.1f}x the scalar nearbyint loop, "
                       f"{fq / ei:.1f}x the naive Eigen expression")
+    if "avx2" in isas and "avx512" in isas:
+        print()
+        print(f"AVX-512 over AVX2 (same run), and the vector-ALU bound at {ghz} GHz against AVX-512 at 16 KiB:")
+        print()
+        print("| kernel | " + " | ".join(SIZES) + " | bound GB/s | AVX-512 at 16KiB | of bound | operations per step |")
+        print("|---|" + "---:|" * len(SIZES) + "---:|---:|---:|---|")
+        for name, _, _ in KERNELS:
+            ratios = []
+            for sz in SIZES:
+                a, b = med.get(f"{name}/avx512/{sz}"), med.get(f"{name}/avx2/{sz}")
+                ratios.append(f"{a / b:.2f}x" if a and b else "-")
+            bound = BOUNDS.get(name)
+            v = med.get(f"{name}/avx512/16KiB")
+            if bound and v:
+                gbs = bound[0] / bound[1] * ghz
+                tail = f"{gbs:.0f} | {v:.1f} | {100 * v / gbs:.0f}% | {bound[2]} |"
+            else:
+                tail = "- | - | - | - |"
+            print(f"| {name} | " + " | ".join(ratios) + " | " + tail)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "kernels.json")
+    parser = argparse.ArgumentParser(description="Markdown tables of a bench_kernels JSON run.")
+    parser.add_argument("file", nargs="?", default="kernels.json", help="Google Benchmark JSON output")
+    parser.add_argument("--ghz", type=float, default=3.2, help="clock for the vector-ALU bounds (default 3.2)")
+    args = parser.parse_args()
+    main(args.file, args.ghz)
