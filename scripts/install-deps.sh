@@ -9,6 +9,8 @@ packages=(
   libeigen3-dev libgtest-dev googletest libbenchmark-dev zlib1g-dev nlohmann-json3-dev coinor-libcbc-dev
   dataset-fashion-mnist
   qemu-user g++-aarch64-linux-gnu
+  # The Python module, the torch extension and their tests/benchmarks (issue 21).
+  pybind11-dev python3-dev python3-numpy python3-pytest libtorch-dev python3-torch python3-pulp
 )
 # The aarch64 cross build links zlib for arm64 from Debian's multiarch archive.
 arm64_packages=(zlib1g-dev:arm64)
