@@ -34,8 +34,8 @@ py::array_t<T> output_like(const char* fn, const py::array& x, const py::object&
   py::array_t<T> o = strict_array<T>(fn, out_name, out, true);
   if (o.ndim() != x.ndim() || !std::equal(shape.begin(), shape.end(), o.shape()))
     mixq::detail::fail(fn, ": ", out_name, " must have the shape of x ", shape_string(x), ", got ", shape_string(o));
-  const auto* xb = static_cast<const char*>(x.data());
-  const auto* ob = static_cast<const char*>(o.data());
+  const auto* xb = static_cast<const char*>(x.data());  // NOLINT
+  const auto* ob = reinterpret_cast<const char*>(o.data());
   const auto xn = static_cast<std::size_t>(x.nbytes()), on = static_cast<std::size_t>(o.nbytes());
   if (xb != ob && xb < ob + on && ob < xb + xn)
     mixq::detail::fail(fn, ": ", out_name, " partly overlaps x (it must be x itself or disjoint from it)");

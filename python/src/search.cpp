@@ -337,7 +337,7 @@ The GIL is released while solving.)doc");
         py::gil_scoped_release release;
         return ms::pareto_sweep(p, resource, v, o);
       },
-      "budgets"_a, "values"_a = py::none(), "node_limit"_a = 0, "time_limit"_a = 0.0,
+      "problem"_a, "budgets"_a, "values"_a = py::none(), "node_limit"_a = 0, "time_limit"_a = 0.0,
       "relative_tolerance"_a = 1e-9,
       R"doc(Optimal solutions for many budgets, reusing work between them (include/mixq/search/pareto.hpp).
 pareto_sweep(problem, budgets) with budgets an (N, K) integer array, or pareto_sweep(problem, resource, values)

@@ -40,12 +40,12 @@ auto guarded(F&& f) -> decltype(f()) {
   }
 }
 
-std::string where(const Tensor& t) { return t.device().str(); }
+std::string device_name(const Tensor& t) { return t.device().str(); }
 
 /// x: a defined CPU float32 tensor; returns it contiguous (the same tensor when it already is).
 Tensor input(const char* op, const char* arg, const Tensor& x) {
   TORCH_CHECK_VALUE(x.defined(), "mixq.", op, ": ", arg, " is undefined");
-  TORCH_CHECK_VALUE(x.device().is_cpu(), "mixq.", op, ": ", arg, " is on device ", where(x),
+  TORCH_CHECK_VALUE(x.device().is_cpu(), "mixq.", op, ": ", arg, " is on device ", device_name(x),
                     "; mixq's ops run on CPU tensors only (move it with .cpu())");
   TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat, "mixq.", op, ": ", arg, " must be float32, got ",
                     c10::toString(x.scalar_type()), " (convert it explicitly with .float())");
@@ -65,7 +65,7 @@ Tensor output(const char* op, const Tensor& x, const c10::optional<Tensor>& out)
   if (!out.has_value() || !out->defined()) return at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
   const Tensor& o = *out;
   TORCH_CHECK_VALUE(o.device().is_cpu() && o.scalar_type() == at::kFloat, "mixq.", op,
-                    ": out must be a CPU float32 tensor, got ", c10::toString(o.scalar_type()), " on ", where(o));
+                    ": out must be a CPU float32 tensor, got ", c10::toString(o.scalar_type()), " on ", device_name(o));
   TORCH_CHECK_VALUE(o.sizes() == x.sizes(), "mixq.", op, ": out has shape ", o.sizes(), ", x has ", x.sizes());
   TORCH_CHECK_VALUE(o.is_contiguous(), "mixq.", op,
                     ": out must be contiguous (writing into a non-contiguous tensor would need a copy)");
@@ -75,7 +75,7 @@ Tensor output(const char* op, const Tensor& x, const c10::optional<Tensor>& out)
 /// A learnable per-tensor parameter (scale or zero point): one element, float32, CPU.
 float scalar_parameter(const char* op, const char* arg, const Tensor& t) {
   TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu(), "mixq.", op, ": ", arg, " must be a CPU tensor, got device ",
-                    t.defined() ? where(t) : std::string("undefined"));
+                    t.defined() ? device_name(t) : std::string("undefined"));
   TORCH_CHECK_VALUE(t.numel() == 1, "mixq.", op, ": ", arg, " must have one element, got ", t.numel());
   TORCH_CHECK_VALUE(at::isFloatingType(t.scalar_type()), "mixq.", op, ": ", arg, " must be a float tensor, got ",
                     c10::toString(t.scalar_type()));

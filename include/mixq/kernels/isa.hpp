@@ -27,8 +27,8 @@ inline const char* isa_name(Isa isa) {
 inline Isa isa_from_name(const char* name) {
   for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
     if (name != nullptr && std::strcmp(name, isa_name(isa)) == 0) return isa;
-  detail::fail("isa_from_name: name must be one of scalar, avx2, avx512, neon, got '",
-               name ? name : "(null)", "'");
+  mixq::detail::fail("isa_from_name: name must be one of scalar, avx2, avx512, neon, got '",
+                     name ? name : "(null)", "'");
 }
 
 }  // namespace mixq::kernels
