@@ -9,7 +9,9 @@ The operators are torch.ops.mixq.* (a TORCH_LIBRARY in libmixq_torch.so, next to
 add autograd: the straight-through estimator for fake_quant, and for lsq the fused LSQ / LSQ+ backward (dx,
 d step size, d zero point in one pass over the tensor, sums in double). Outputs are bit-identical to torch's
 fake-quantize ops on finite inputs (docs/NUMERICS.md states the contract, NaN and Inf included). LSQ parameter
-gradients equal torch's within the summation bound of docs/NUMERICS.md (mixq sums in double, torch in float).
+gradients equal torch's within the summation bound of docs/NUMERICS.md (mixq sums in double, torch in float),
+except on exact ties x / s = k + 1/2 with an odd zero point, where torch 1.13's per-tensor learnable backward
+rounds z + x / s unlike its own forward; mixq's mask is the forward's.
 
 Bad input raises ValueError naming the op and the argument: a tensor that is not float32, a tensor on another
 device than the CPU (mixq never moves it), parameters of the wrong shape. Inputs that are not contiguous are made

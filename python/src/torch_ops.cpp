@@ -9,8 +9,11 @@
 // Numerics are the kernels' (docs/NUMERICS.md): the forward ops equal torch.fake_quantize_per_tensor_affine /
 // _per_channel_affine bit for bit on finite inputs. The LSQ ops follow torch._fake_quantize_learnable_per_tensor_affine
 // / _per_channel_affine, zero points included: a learnable zero point is a float tensor, rounded as torch rounds
-// it (per tensor: nearbyint in the forward, floor(z + 0.5) in the backward; per channel: round half to even in
-// both), then clamped to [quant_min, quant_max].
+// it (per tensor: nearbyint(z) in the forward, z + 0.5 clamped and truncated toward zero in the backward; per
+// channel: round half to even in both), clamped to [quant_min, quant_max]. One difference is kept on purpose:
+// torch's per-tensor learnable backward rounds z + x / s where its forward (and mixq, forward and backward) rounds
+// x / s and then adds z; with an odd zero point the two differ on exact ties (x / s = k + 1/2), where mixq's
+// gradient mask is the one of the forward it differentiates.
 
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -187,7 +190,7 @@ Tensor fake_quant_per_channel_backward(const Tensor& dy_, const Tensor& x_, cons
 
 // ---- LSQ / LSQ+ ----------------------------------------------------------------------------------------------------
 
-/// torch's per-tensor zero point: forward nearbyint, backward z + 0.5 truncated; then clamped.
+/// torch's per-tensor zero point: forward nearbyint, backward z + 0.5; clamped, then truncated toward zero.
 std::int32_t tensor_zero_point(float z, std::int64_t qmin, std::int64_t qmax, bool forward) {
   const float r = forward ? std::nearbyint(z) : z + 0.5f;
   const float c = std::min(std::max(r, static_cast<float>(qmin)), static_cast<float>(qmax));
