@@ -145,7 +145,8 @@ class LsqQuantizer(nn.Module):
 
     The step size is initialised on the first forward from that tensor, as the paper does:
     s = 2 mean|x| / sqrt(qmax) (per channel for a per-channel quantizer); `initialized` is a buffer, so a loaded
-    state dict keeps its step sizes. enabled = False makes forward the identity (a float model)."""
+    state dict keeps its step sizes. A step size that an optimiser step pushes to zero or below is used as 1e-8
+    (clamped in forward, as mixq's C++ quantized layers do). enabled = False makes forward the identity."""
 
     def __init__(self, bits, signed=True, channel_axis=None, channels=None, learn_zero_point=False, batch_dim=None,
                  narrow_range=False):
@@ -162,7 +163,8 @@ class LsqQuantizer(nn.Module):
             self.zero_point = nn.Parameter(torch.zeros(n))
         else:
             self.register_buffer("zero_point", torch.zeros(n))
-        self.register_buffer("initialized", torch.tensor(False))
+        # uint8, not bool: gloo (DistributedDataParallel broadcasts buffers) has no bool type
+        self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
         self.enabled = True
 
     def extra_repr(self):
@@ -180,7 +182,7 @@ class LsqQuantizer(nn.Module):
             dims = [d for d in range(x.dim()) if d != axis]
             s = 2.0 * x.detach().abs().mean(dim=dims) / math.sqrt(self.qmax)
             self.step_size.copy_(s.clamp_min(1e-8))
-        self.initialized.fill_(True)
+        self.initialized.fill_(1)
 
     def grad_factor(self, x):
         """LSQ's gradient scale 1 / sqrt(N * qmax) for input x (see the class comment for N)."""
@@ -197,6 +199,7 @@ class LsqQuantizer(nn.Module):
         if not bool(self.initialized):
             self.initialize(x)
         g = self.grad_factor(x)
+        step = self.step_size.clamp_min(1e-8)  # as mixq's C++ layers: an SGD step past zero is clamped, not an error
         if self.channel_axis is None:
-            return lsq(x, self.step_size, self.zero_point, self.qmin, self.qmax, g)
-        return lsq_per_channel(x, self.step_size, self.zero_point, self.channel_axis, self.qmin, self.qmax, g)
+            return lsq(x, step, self.zero_point, self.qmin, self.qmax, g)
+        return lsq_per_channel(x, step, self.zero_point, self.channel_axis, self.qmin, self.qmax, g)
