@@ -5,9 +5,9 @@
     y = mt.lsq(x, step_size, zero_point, -4, 3, grad_factor)      # == torch._fake_quantize_learnable_per_tensor_affine
     quantizer = mt.LsqQuantizer(bits=4)                           # an nn.Module with a learned step size
 
-The operators are torch.ops.mixq.* (a TORCH_LIBRARY in libmixq_torch.so, next to this file); the functions here
-add autograd: the straight-through estimator for fake_quant, and for lsq the fused LSQ / LSQ+ backward (dx,
-d step size, d zero point in one pass over the tensor, sums in double). Outputs are bit-identical to torch's
+The operators are torch.ops.mixq.* (a TORCH_LIBRARY in libmixq_torch.so, next to this file), with autograd in
+C++: the straight-through estimator for fake_quant, and for lsq the fused LSQ / LSQ+ backward (dx, d step size,
+d zero point in one pass over the tensor, sums in double). The functions here are their documented front doors. Outputs are bit-identical to torch's
 fake-quantize ops on finite inputs (docs/NUMERICS.md states the contract, NaN and Inf included). LSQ parameter
 gradients equal torch's within the summation bound of docs/NUMERICS.md (mixq sums in double, torch in float),
 except on exact ties x / s = k + 1/2 with an odd zero point, where torch 1.13's per-tensor learnable backward
@@ -15,7 +15,8 @@ rounds z + x / s unlike its own forward; mixq's mask is the forward's.
 
 Bad input raises ValueError naming the op and the argument: a tensor that is not float32, a tensor on another
 device than the CPU (mixq never moves it), parameters of the wrong shape. Inputs that are not contiguous are made
-contiguous (a copy of the same values); an `out=` tensor must be contiguous (it is never replaced by a copy).
+contiguous (a copy of the same values); the `out` tensor of fake_quant_out must be contiguous (it is never
+replaced by a copy).
 """
 
 import math
@@ -29,8 +30,9 @@ if not os.path.exists(_LIBRARY):
     raise ImportError(f"mixq.torch: {_LIBRARY} is missing (configure mixq with MIXQ_BUILD_TORCH=ON and build it)")
 torch.ops.load_library(_LIBRARY)
 ops = torch.ops.mixq
-"""The raw operators (no autograd): fake_quant, fake_quant_backward, fake_quant_per_channel,
-fake_quant_per_channel_backward, lsq, lsq_backward, lsq_per_channel, lsq_per_channel_backward."""
+"""The operators: fake_quant, fake_quant_per_channel, lsq, lsq_per_channel (with autograd); fake_quant_out (into a
+given contiguous tensor) and the backward kernels fake_quant_backward, fake_quant_per_channel_backward,
+lsq_backward, lsq_per_channel_backward (no autograd)."""
 
 __all__ = ["fake_quant", "fake_quant_per_channel", "lsq", "lsq_per_channel", "lsq_backward", "LsqQuantizer", "ops",
            "quant_range"]
@@ -45,72 +47,17 @@ def quant_range(bits, signed=True, narrow_range=False):
     return (1 if narrow_range else 0), (1 << bits) - 1
 
 
-class _FakeQuant(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale, zero_point, quant_min, quant_max):
-        ctx.save_for_backward(x)
-        ctx.params = (scale, zero_point, quant_min, quant_max)
-        return ops.fake_quant(x, scale, zero_point, quant_min, quant_max)
-
-    @staticmethod
-    def backward(ctx, dy):
-        (x,) = ctx.saved_tensors
-        return ops.fake_quant_backward(dy, x, *ctx.params), None, None, None, None
-
-
-class _FakeQuantPerChannel(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale, zero_point, axis, quant_min, quant_max):
-        ctx.save_for_backward(x, scale, zero_point)
-        ctx.params = (axis, quant_min, quant_max)
-        return ops.fake_quant_per_channel(x, scale, zero_point, axis, quant_min, quant_max)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, scale, zero_point = ctx.saved_tensors
-        dx = ops.fake_quant_per_channel_backward(dy, x, scale, zero_point, *ctx.params)
-        return dx, None, None, None, None, None
-
-
-class _Lsq(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale, zero_point, quant_min, quant_max, grad_factor):
-        ctx.save_for_backward(x, scale, zero_point)
-        ctx.params = (quant_min, quant_max, grad_factor)
-        return ops.lsq(x, scale, zero_point, quant_min, quant_max)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, scale, zero_point = ctx.saved_tensors
-        dx, ds, dz = ops.lsq_backward(dy, x, scale, zero_point, *ctx.params)
-        return dx, ds, dz, None, None, None
-
-
-class _LsqPerChannel(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale, zero_point, axis, quant_min, quant_max, grad_factor):
-        ctx.save_for_backward(x, scale, zero_point)
-        ctx.params = (axis, quant_min, quant_max, grad_factor)
-        return ops.lsq_per_channel(x, scale, zero_point, axis, quant_min, quant_max)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, scale, zero_point = ctx.saved_tensors
-        dx, ds, dz = ops.lsq_per_channel_backward(dy, x, scale, zero_point, *ctx.params)
-        return dx, ds, dz, None, None, None, None
-
-
 def fake_quant(x, scale, zero_point, quant_min, quant_max):
     """Per-tensor fake quantization, the signature and the outputs of torch.fake_quantize_per_tensor_affine:
     y = (clamp(round(x / scale) + zero_point, quant_min, quant_max) - zero_point) * scale, rounding half to even,
     1/scale in float. Backward: the straight-through estimator (dy inside the range, +0 outside)."""
-    return _FakeQuant.apply(x, float(scale), int(zero_point), int(quant_min), int(quant_max))
+    return ops.fake_quant(x, float(scale), int(zero_point), int(quant_min), int(quant_max))
 
 
 def fake_quant_per_channel(x, scale, zero_point, axis, quant_min, quant_max):
     """Per-channel fake quantization along `axis` (scale float (C,), zero_point int32/int64 (C,)), as
     torch.fake_quantize_per_channel_affine. Backward: the straight-through estimator."""
-    return _FakeQuantPerChannel.apply(x, scale, zero_point, int(axis), int(quant_min), int(quant_max))
+    return ops.fake_quant_per_channel(x, scale, zero_point, int(axis), int(quant_min), int(quant_max))
 
 
 def lsq(x, scale, zero_point, quant_min, quant_max, grad_factor=1.0):
@@ -120,12 +67,12 @@ def lsq(x, scale, zero_point, quant_min, quant_max, grad_factor=1.0):
     point = grad_factor * (-s) * sum of dy outside (Esser et al., ICLR 2020; Bhalgat et al., CVPRW 2020). LSQ's
     gradient scale is grad_factor = 1 / sqrt(N * qmax), N the number of elements (weights) or features
     (activations) — LsqQuantizer sets it."""
-    return _Lsq.apply(x, scale, zero_point, int(quant_min), int(quant_max), float(grad_factor))
+    return ops.lsq(x, scale, zero_point, int(quant_min), int(quant_max), float(grad_factor))
 
 
 def lsq_per_channel(x, scale, zero_point, axis, quant_min, quant_max, grad_factor=1.0):
     """Per-channel LSQ / LSQ+ (scale and zero_point float (C,)), as torch._fake_quantize_learnable_per_channel_affine."""
-    return _LsqPerChannel.apply(x, scale, zero_point, int(axis), int(quant_min), int(quant_max), float(grad_factor))
+    return ops.lsq_per_channel(x, scale, zero_point, int(axis), int(quant_min), int(quant_max), float(grad_factor))
 
 
 def lsq_backward(dy, x, scale, zero_point, quant_min, quant_max, grad_factor=1.0):

@@ -1,5 +1,9 @@
 // mixq's kernels as PyTorch operators (namespace torch.ops.mixq), for CPU float32 tensors. One translation unit
-// (the torch headers are slow to compile). Loaded by python/mixq/torch.py, which adds autograd.
+// (the torch headers are slow to compile). Loaded by python/mixq/torch.py.
+//
+// fake_quant, fake_quant_per_channel, lsq and lsq_per_channel carry their autograd in C++ (torch::autograd::Function:
+// no Python in the backward, and the gradient of x is handed to AccumulateGrad without a copy); the *_backward
+// ops and fake_quant_out are the raw kernels.
 //
 // Every op checks its tensors first (CPU, float32, shapes, parameter dtypes) and raises ValueError with a message
 // naming the op and the argument; mixq::error from the kernels' own checks also arrives as ValueError. Inputs are
@@ -16,6 +20,7 @@
 // gradient mask is the one of the forward it differentiates.
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -265,25 +270,133 @@ std::tuple<Tensor, Tensor, Tensor> lsq_per_channel_backward(const Tensor& dy_, c
   return {dx, (ds * grad_factor).to(scale.scalar_type()), (dz * grad_factor).to(zero_point.scalar_type())};
 }
 
+// ---- autograd ------------------------------------------------------------------------------------------------------
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct FakeQuantFunction : public torch::autograd::Function<FakeQuantFunction> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, double scale, std::int64_t zero_point, std::int64_t qmin,
+                        std::int64_t qmax) {
+    Tensor y = fake_quant(x, scale, zero_point, qmin, qmax, c10::nullopt);
+    ctx->save_for_backward({x});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["zero_point"] = zero_point;
+    ctx->saved_data["qmin"] = qmin;
+    ctx->saved_data["qmax"] = qmax;
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor x = ctx->get_saved_variables()[0];
+    const Tensor dx = fake_quant_backward(grads[0], x, ctx->saved_data["scale"].toDouble(),
+                                          ctx->saved_data["zero_point"].toInt(), ctx->saved_data["qmin"].toInt(),
+                                          ctx->saved_data["qmax"].toInt());
+    return {dx, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+struct FakeQuantPerChannelFunction : public torch::autograd::Function<FakeQuantPerChannelFunction> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+                        std::int64_t axis, std::int64_t qmin, std::int64_t qmax) {
+    Tensor y = fake_quant_per_channel(x, scale, zero_point, axis, qmin, qmax, c10::nullopt);
+    ctx->save_for_backward({x, scale, zero_point});
+    ctx->saved_data["axis"] = axis;
+    ctx->saved_data["qmin"] = qmin;
+    ctx->saved_data["qmax"] = qmax;
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list v = ctx->get_saved_variables();
+    const Tensor dx = fake_quant_per_channel_backward(grads[0], v[0], v[1], v[2], ctx->saved_data["axis"].toInt(),
+                                                      ctx->saved_data["qmin"].toInt(), ctx->saved_data["qmax"].toInt());
+    return {dx, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+struct LsqFunction : public torch::autograd::Function<LsqFunction> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+                        std::int64_t qmin, std::int64_t qmax, double grad_factor) {
+    Tensor y = lsq_forward(x, scale, zero_point, qmin, qmax);
+    ctx->save_for_backward({x, scale, zero_point});
+    ctx->saved_data["qmin"] = qmin;
+    ctx->saved_data["qmax"] = qmax;
+    ctx->saved_data["grad_factor"] = grad_factor;
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list v = ctx->get_saved_variables();
+    auto [dx, ds, dz] = lsq_backward(grads[0], v[0], v[1], v[2], ctx->saved_data["qmin"].toInt(),
+                                     ctx->saved_data["qmax"].toInt(), ctx->saved_data["grad_factor"].toDouble());
+    return {dx, ds, dz, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+struct LsqPerChannelFunction : public torch::autograd::Function<LsqPerChannelFunction> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+                        std::int64_t axis, std::int64_t qmin, std::int64_t qmax, double grad_factor) {
+    Tensor y = lsq_per_channel_forward(x, scale, zero_point, axis, qmin, qmax);
+    ctx->save_for_backward({x, scale, zero_point});
+    ctx->saved_data["axis"] = axis;
+    ctx->saved_data["qmin"] = qmin;
+    ctx->saved_data["qmax"] = qmax;
+    ctx->saved_data["grad_factor"] = grad_factor;
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list v = ctx->get_saved_variables();
+    auto [dx, ds, dz] = lsq_per_channel_backward(grads[0], v[0], v[1], v[2], ctx->saved_data["axis"].toInt(),
+                                                 ctx->saved_data["qmin"].toInt(), ctx->saved_data["qmax"].toInt(),
+                                                 ctx->saved_data["grad_factor"].toDouble());
+    return {dx, ds, dz, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+Tensor fake_quant_autograd(const Tensor& x, double scale, std::int64_t zero_point, std::int64_t qmin, std::int64_t qmax) {
+  return FakeQuantFunction::apply(x, scale, zero_point, qmin, qmax);
+}
+Tensor fake_quant_out(const Tensor& x, double scale, std::int64_t zero_point, std::int64_t qmin, std::int64_t qmax,
+                      const Tensor& out) {
+  return fake_quant(x, scale, zero_point, qmin, qmax, out);
+}
+Tensor fake_quant_per_channel_autograd(const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+                                       std::int64_t axis, std::int64_t qmin, std::int64_t qmax) {
+  return FakeQuantPerChannelFunction::apply(x, scale, zero_point, axis, qmin, qmax);
+}
+Tensor lsq_autograd(const Tensor& x, const Tensor& scale, const Tensor& zero_point, std::int64_t qmin,
+                    std::int64_t qmax, double grad_factor) {
+  return LsqFunction::apply(x, scale, zero_point, qmin, qmax, grad_factor);
+}
+Tensor lsq_per_channel_autograd(const Tensor& x, const Tensor& scale, const Tensor& zero_point, std::int64_t axis,
+                                std::int64_t qmin, std::int64_t qmax, double grad_factor) {
+  return LsqPerChannelFunction::apply(x, scale, zero_point, axis, qmin, qmax, grad_factor);
+}
+
 }  // namespace
 
+// Registered without a dispatch key (CompositeImplicitAutograd): every device reaches the checks above, which
+// refuse anything but CPU float32 with a ValueError instead of torch's generic "no kernel" error.
 TORCH_LIBRARY(mixq, m) {
-  m.def("fake_quant(Tensor x, float scale, int zero_point, int quant_min, int quant_max, Tensor? out=None) -> Tensor",
-        &fake_quant);
+  m.def("fake_quant(Tensor x, float scale, int zero_point, int quant_min, int quant_max) -> Tensor",
+        &fake_quant_autograd);
+  m.def("fake_quant_out(Tensor x, float scale, int zero_point, int quant_min, int quant_max, Tensor(a!) out) -> "
+        "Tensor(a!)",
+        &fake_quant_out);
   m.def("fake_quant_backward(Tensor grad, Tensor x, float scale, int zero_point, int quant_min, int quant_max) -> Tensor",
         &fake_quant_backward);
-  m.def("fake_quant_per_channel(Tensor x, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, "
-        "Tensor? out=None) -> Tensor",
-        &fake_quant_per_channel);
+  m.def("fake_quant_per_channel(Tensor x, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> "
+        "Tensor",
+        &fake_quant_per_channel_autograd);
   m.def("fake_quant_per_channel_backward(Tensor grad, Tensor x, Tensor scale, Tensor zero_point, int axis, "
         "int quant_min, int quant_max) -> Tensor",
         &fake_quant_per_channel_backward);
-  m.def("lsq(Tensor x, Tensor scale, Tensor zero_point, int quant_min, int quant_max) -> Tensor", &lsq_forward);
+  m.def("lsq(Tensor x, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.0) -> Tensor",
+        &lsq_autograd);
   m.def("lsq_backward(Tensor grad, Tensor x, Tensor scale, Tensor zero_point, int quant_min, int quant_max, "
         "float grad_factor) -> (Tensor, Tensor, Tensor)",
         &lsq_backward);
-  m.def("lsq_per_channel(Tensor x, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> Tensor",
-        &lsq_per_channel_forward);
+  m.def("lsq_per_channel(Tensor x, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, "
+        "float grad_factor=1.0) -> Tensor",
+        &lsq_per_channel_autograd);
   m.def("lsq_per_channel_backward(Tensor grad, Tensor x, Tensor scale, Tensor zero_point, int axis, int quant_min, "
         "int quant_max, float grad_factor) -> (Tensor, Tensor, Tensor)",
         &lsq_per_channel_backward);

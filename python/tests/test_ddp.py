@@ -32,7 +32,7 @@ def test_two_processes_equal_one_process(tmp_path):
     # training moves: the curve is not flat
     assert one["losses"][-1] < one["losses"][0]
     for a, b in zip(one["losses"], two["losses"]):
-        assert abs(a - b) <= 1e-4 * abs(a), (one["losses"], two["losses"])
+        assert abs(a - b) <= 1e-5 * abs(a), (one["losses"], two["losses"])  # measured: 1.1e-7
     for name, a in one["parameters"].items():
         b = two["parameters"][name]
         assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), name

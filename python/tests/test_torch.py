@@ -241,14 +241,14 @@ def test_lsq_quantizer_per_channel_and_lsq_plus():
 def test_out_and_non_contiguous_inputs():
     x = torch.randn(64, 32)
     out = torch.empty(64, 32)
-    r = torch.ops.mixq.fake_quant(x, 0.1, 0, -8, 7, out)
+    r = torch.ops.mixq.fake_quant_out(x, 0.1, 0, -8, 7, out)
     assert r.data_ptr() == out.data_ptr() and torch.equal(out, torch.fake_quantize_per_tensor_affine(x, 0.1, 0, -8, 7))
     xt = x.t()  # not contiguous: made contiguous (the same values), the result equals torch's
     assert torch.equal(mt.fake_quant(xt, 0.1, 0, -8, 7), torch.fake_quantize_per_tensor_affine(xt, 0.1, 0, -8, 7))
     with pytest.raises(ValueError, match="out must be contiguous"):
-        torch.ops.mixq.fake_quant(x, 0.1, 0, -8, 7, torch.empty(32, 64).t())
+        torch.ops.mixq.fake_quant_out(x, 0.1, 0, -8, 7, torch.empty(32, 64).t())
     with pytest.raises(ValueError, match="out must be a CPU float32"):
-        torch.ops.mixq.fake_quant(x, 0.1, 0, -8, 7, torch.empty(64, 32, dtype=torch.float64))
+        torch.ops.mixq.fake_quant_out(x, 0.1, 0, -8, 7, torch.empty(64, 32, dtype=torch.float64))
 
 
 def test_bad_input():
