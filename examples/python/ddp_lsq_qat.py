@@ -346,7 +346,7 @@ def worker(rank, args, port, result_path):
             print(f"test accuracy {result['test_accuracy']:.4f} on {len(x_test)} images "
                   f"(W{args.bits}A{args.bits}, stem and FC at 8 bits)")
         if args.search:
-            result["search"] = search_policy(model, x_train[:256], y_train[:256], args)
+            result["search"] = search_policy(model, x_train[:args.trace_images], y_train[:args.trace_images], args)
             s = result["search"]
             if s["status"] == "optimal":
                 print(f"mixq search (HAWQ-V3 costs, size <= {args.budget_bits} average weight bits, BitOps <= "
@@ -391,7 +391,8 @@ def main(argv=None):
     p.add_argument("--test-samples", type=int, default=10000, help="test images to evaluate on (0: no evaluation)")
     p.add_argument("--no-search", dest="search", action="store_false", help="skip the mixq search")
     p.add_argument("--budget-bits", type=float, default=3.0, help="size budget: average weight bits of the search")
-    p.add_argument("--trace-samples", type=int, default=8, help="Hutchinson samples per Hessian trace")
+    p.add_argument("--trace-samples", type=int, default=6, help="Hutchinson samples per Hessian trace")
+    p.add_argument("--trace-images", type=int, default=128, help="training images the Hessian traces are taken on")
     p.add_argument("--export", default="", help="write the trained model in mixq's quantized safetensors format")
     p.add_argument("--json", default="", help="write the losses, accuracy and search result to this file")
     args = p.parse_args(argv)
