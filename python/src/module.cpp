@@ -371,14 +371,16 @@ last axis) and power-of-two scales. qmin and qmax follow from these.)doc")
            }),
            "bit_width"_a = 8, "is_signed"_a = true, "symmetric"_a = true, "narrow_range"_a = false,
            "granularity"_a = "per_tensor", "axis"_a = 0, "group_size"_a = 0, "power_of_two"_a = false)
-      .def_readonly("bit_width", &QuantSpec::bit_width)
-      .def_readonly("is_signed", &QuantSpec::is_signed)
-      .def_readonly("symmetric", &QuantSpec::symmetric)
-      .def_readonly("narrow_range", &QuantSpec::narrow_range)
-      .def_property_readonly("granularity", [](const QuantSpec& s) { return std::string(to_string(s.granularity)); })
-      .def_readonly("axis", &QuantSpec::axis)
-      .def_readonly("group_size", &QuantSpec::group_size)
-      .def_property_readonly("power_of_two", [](const QuantSpec& s) { return s.scale_restriction == ScaleRestriction::power_of_two; })
+      .def_readonly("bit_width", &QuantSpec::bit_width, "Bits per code (1..16).")
+      .def_readonly("is_signed", &QuantSpec::is_signed, "Signed (two's complement) or unsigned codes.")
+      .def_readonly("symmetric", &QuantSpec::symmetric, "Zero point 0 (True) or affine.")
+      .def_readonly("narrow_range", &QuantSpec::narrow_range, "The most negative (signed) or zero (unsigned) code is unused.")
+      .def_property_readonly("granularity", [](const QuantSpec& s) { return std::string(to_string(s.granularity)); },
+                             "'per_tensor', 'per_channel' or 'per_group'.")
+      .def_readonly("axis", &QuantSpec::axis, "Channel axis of a per_channel spec (negative counts from the end).")
+      .def_readonly("group_size", &QuantSpec::group_size, "Elements per group of a per_group spec.")
+      .def_property_readonly("power_of_two", [](const QuantSpec& s) { return s.scale_restriction == ScaleRestriction::power_of_two; },
+                             "Whether scales are restricted to powers of two.")
       .def_property_readonly("qmin", &QuantSpec::qmin, "Smallest integer code.")
       .def_property_readonly("qmax", &QuantSpec::qmax, "Largest integer code.")
       .def("__eq__", [](const QuantSpec& a, const QuantSpec& b) { return a == b; })
@@ -435,12 +437,15 @@ from_codes / from_packed.)doc")
           },
           "shape"_a, "spec"_a, "scales"_a, "zero_points"_a, "packed"_a,
           "From packed codes (ceil(numel * bit_width / 8) bytes, docs/FORMAT.md).")
-      .def_property_readonly("shape", [](const QuantizedTensor& t) { return py::tuple(py::cast(t.shape())); })
-      .def_property_readonly("spec", &QuantizedTensor::spec)
-      .def_property_readonly("numel", &QuantizedTensor::numel)
-      .def_property_readonly("bit_width", &QuantizedTensor::bit_width)
-      .def_property_readonly("scales", [](const QuantizedTensor& t) { return to_numpy(t.scales()); })
-      .def_property_readonly("zero_points", [](const QuantizedTensor& t) { return to_numpy(t.zero_points()); })
+      .def_property_readonly("shape", [](const QuantizedTensor& t) { return py::tuple(py::cast(t.shape())); },
+                             "The logical shape (a tuple).")
+      .def_property_readonly("spec", &QuantizedTensor::spec, "The QuantSpec.")
+      .def_property_readonly("numel", &QuantizedTensor::numel, "Number of elements.")
+      .def_property_readonly("bit_width", &QuantizedTensor::bit_width, "Bits per code.")
+      .def_property_readonly("scales", [](const QuantizedTensor& t) { return to_numpy(t.scales()); },
+                             "One scale per quantization group (float32 array).")
+      .def_property_readonly("zero_points", [](const QuantizedTensor& t) { return to_numpy(t.zero_points()); },
+                             "One zero point per quantization group (int32 array).")
       .def_property_readonly("packed_codes", [](const QuantizedTensor& t) { return to_numpy(t.packed_codes()); },
                              "The packed codes (uint8 array).")
       .def_property_readonly("storage_bytes", &QuantizedTensor::storage_bytes, "Bytes of codes, scales and zero points.")

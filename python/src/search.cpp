@@ -96,19 +96,20 @@ std::vector<ms::BitPair> bit_pairs_of(const py::handle& obj) {
   return v;
 }
 
+/// Written by every timed solve, so that the compiler keeps them.
+volatile double solve_sink = 0.0;
+
 /// The median of `repetitions` timed C++ solves (seconds): the in-binary baseline of benchmarks/python_search.py.
 double cxx_solve_seconds(const ms::Problem& p, int repetitions) {
   if (repetitions < 1) mixq::detail::fail("cxx_solve_seconds: repetitions must be >= 1, got ", repetitions);
   std::vector<double> t(static_cast<std::size_t>(repetitions));
-  double sink = 0.0;
   for (int r = 0; r < repetitions; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     const ms::Solution s = ms::solve(p);
     t[static_cast<std::size_t>(r)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    sink += s.objective;
+    solve_sink = s.objective;
   }
   std::sort(t.begin(), t.end());
-  if (!(sink == sink)) return -1.0;  // keeps the solves observable
   return t[t.size() / 2];
 }
 
@@ -356,19 +357,19 @@ One layer with weights (square convolutions; a linear layer uses in/out_channels
 searchable, else the layer's fixed weight and activation bit-width. Make them with conv_layer,
 depthwise_conv_layer and linear_layer; a layer table is a list of Layer.)doc")
       .def(py::init<>())
-      .def_readwrite("name", &ms::Layer::name)
-      .def_readwrite("kind", &ms::Layer::kind)
-      .def_readwrite("in_channels", &ms::Layer::in_channels)
-      .def_readwrite("out_channels", &ms::Layer::out_channels)
-      .def_readwrite("kernel", &ms::Layer::kernel)
-      .def_readwrite("stride", &ms::Layer::stride)
-      .def_readwrite("padding", &ms::Layer::padding)
-      .def_readwrite("groups", &ms::Layer::groups)
-      .def_readwrite("input_height", &ms::Layer::input_height)
-      .def_readwrite("input_width", &ms::Layer::input_width)
-      .def_readwrite("bias", &ms::Layer::bias)
-      .def_readwrite("batch_norm", &ms::Layer::batch_norm)
-      .def_readwrite("fixed_bits", &ms::Layer::fixed_bits)
+      .def_readwrite("name", &ms::Layer::name, "Layer name (a class name in layer problems).")
+      .def_readwrite("kind", &ms::Layer::kind, "LayerKind: conv, depthwise_conv or linear.")
+      .def_readwrite("in_channels", &ms::Layer::in_channels, "Input channels (a linear layer: input features).")
+      .def_readwrite("out_channels", &ms::Layer::out_channels, "Output channels (a linear layer: output features).")
+      .def_readwrite("kernel", &ms::Layer::kernel, "Square kernel size (pixels).")
+      .def_readwrite("stride", &ms::Layer::stride, "Stride (both axes).")
+      .def_readwrite("padding", &ms::Layer::padding, "Zero padding (both axes).")
+      .def_readwrite("groups", &ms::Layer::groups, "Convolution groups (depthwise: in_channels).")
+      .def_readwrite("input_height", &ms::Layer::input_height, "Input feature map height (pixels).")
+      .def_readwrite("input_width", &ms::Layer::input_width, "Input feature map width (pixels).")
+      .def_readwrite("bias", &ms::Layer::bias, "Whether the layer has a bias vector.")
+      .def_readwrite("batch_norm", &ms::Layer::batch_norm, "Whether a BatchNorm follows (its weight and bias count as parameters).")
+      .def_readwrite("fixed_bits", &ms::Layer::fixed_bits, "0: searchable; else the fixed weight and activation bit-width.")
       .def("__repr__", [](const ms::Layer& l) {
         std::ostringstream os;
         os << "<mixq.Layer '" << l.name << "' " << (l.kind == ms::LayerKind::linear ? "linear" : l.kind == ms::LayerKind::conv ? "conv" : "depthwise_conv")
@@ -406,8 +407,8 @@ depthwise_conv_layer and linear_layer; a layer table is a list of Layer.)doc")
   py::class_<ms::BitPolicy>(m, "BitPolicy", "Per-layer weight and activation bit-widths of every layer of a table.")
       .def(py::init([](std::vector<int> w, std::vector<int> a) { return ms::BitPolicy{std::move(w), std::move(a)}; }),
            "weight_bits"_a, "activation_bits"_a)
-      .def_readwrite("weight_bits", &ms::BitPolicy::weight_bits)
-      .def_readwrite("activation_bits", &ms::BitPolicy::activation_bits)
+      .def_readwrite("weight_bits", &ms::BitPolicy::weight_bits, "Weight bit-width of every layer.")
+      .def_readwrite("activation_bits", &ms::BitPolicy::activation_bits, "Activation bit-width of every layer.")
       .def("__repr__", [](const ms::BitPolicy& p) {
         std::ostringstream os;
         os << "<mixq.BitPolicy " << p.weight_bits.size() << " layers>";
@@ -428,17 +429,17 @@ depthwise_conv_layer and linear_layer; a layer table is a list of Layer.)doc")
   m.def("size_at_bits", &ms::size_at_bits, "table"_a, "weight_bits"_a,
         "Model size in bits with searchable layers at weight_bits and fixed layers at their fixed_bits.");
   py::class_<ms::WidthAlignment>(m, "WidthAlignment", "Result of align_width.")
-      .def_readonly("multiplier", &ms::WidthAlignment::multiplier)
-      .def_readonly("table", &ms::WidthAlignment::table)
-      .def_readonly("size_bits", &ms::WidthAlignment::size_bits);
+      .def_readonly("multiplier", &ms::WidthAlignment::multiplier, "The largest width multiplier that fits (to 1e-9 relative).")
+      .def_readonly("table", &ms::WidthAlignment::table, "The widened layer table.")
+      .def_readonly("size_bits", &ms::WidthAlignment::size_bits, "Its size in bits at weight_bits.");
   m.def("align_width", &ms::align_width, "table"_a, "weight_bits"_a, "target_size_bits"_a, "divisor"_a = 8,
         "The largest width multiplier whose widened table at weight_bits fits target_size_bits (Chin et al. 2020).");
 
   // ---- objectives ---------------------------------------------------------------------------------------------
   py::class_<ms::BitPair>(m, "BitPair", "A (weight, activation) bit-width option.")
       .def(py::init([](int w, int a) { return ms::BitPair{w, a}; }), "weight_bits"_a, "activation_bits"_a)
-      .def_readwrite("weight_bits", &ms::BitPair::weight_bits)
-      .def_readwrite("activation_bits", &ms::BitPair::activation_bits)
+      .def_readwrite("weight_bits", &ms::BitPair::weight_bits, "Weight bit-width.")
+      .def_readwrite("activation_bits", &ms::BitPair::activation_bits, "Activation bit-width.")
       .def("__repr__", [](const ms::BitPair& p) { return "<mixq.BitPair " + ms::label(p) + ">"; });
   m.def("bit_pairs", &ms::bit_pairs, "weight_bits"_a, "activation_bits"_a,
         "Every (w, a) pair, weight bits outer: [w0a0, w0a1, ..., w1a0, ...].");
@@ -511,11 +512,13 @@ candidate bit-width (bit_widths descending), with each layer's params and MACs.)
            }),
            "params"_a, "macs"_a, "weight_step"_a, "activation_step"_a, "bit_widths"_a = std::vector<int>{6, 5, 4, 3, 2},
            "Indicators from arrays: params, macs (L,), weight_step and activation_step (L, len(bit_widths)).")
-      .def_readonly("bit_widths", &ms::LimpqIndicators::bit_widths)
-      .def_property_readonly("params", [](const ms::LimpqIndicators& i) { return to_numpy(i.params); })
-      .def_property_readonly("macs", [](const ms::LimpqIndicators& i) { return to_numpy(i.macs); })
-      .def_readonly("weight_step", &ms::LimpqIndicators::weight_step)
-      .def_readonly("activation_step", &ms::LimpqIndicators::activation_step)
+      .def_readonly("bit_widths", &ms::LimpqIndicators::bit_widths, "Candidate bit-widths, descending (the columns of the step sizes).")
+      .def_property_readonly("params", [](const ms::LimpqIndicators& i) { return to_numpy(i.params); },
+                             "Weight count of each searchable layer (int64 array).")
+      .def_property_readonly("macs", [](const ms::LimpqIndicators& i) { return to_numpy(i.macs); },
+                             "MACs of each searchable layer for one image (int64 array).")
+      .def_readonly("weight_step", &ms::LimpqIndicators::weight_step, "Learned weight step sizes S_w(b) per layer and bit-width.")
+      .def_readonly("activation_step", &ms::LimpqIndicators::activation_step, "Learned activation step sizes S_a(b) per layer and bit-width.")
       .def("__len__", [](const ms::LimpqIndicators& i) { return i.params.size(); });
   m.def("read_limpq_indicators",
         py::overload_cast<const std::string&, const std::vector<int>&>(&ms::read_limpq_indicators), "path"_a,
@@ -527,8 +530,8 @@ candidate bit-width (bit_widths descending), with each layer's params and MACs.)
   py::class_<ms::LimpqBudgets>(m, "LimpqBudgets", "Budgets of a LIMPQ search (whole network).")
       .def(py::init([](std::int64_t b, std::int64_t s) { return ms::LimpqBudgets{b, s}; }), "bit_operations"_a,
            "size_bits"_a)
-      .def_readwrite("bit_operations", &ms::LimpqBudgets::bit_operations)
-      .def_readwrite("size_bits", &ms::LimpqBudgets::size_bits);
+      .def_readwrite("bit_operations", &ms::LimpqBudgets::bit_operations, "BitOps budget (whole network).")
+      .def_readwrite("size_bits", &ms::LimpqBudgets::size_bits, "Model size budget in bits (whole network).");
   m.def(
       "limpq_budgets",
       [](const ms::LayerTable& t, const ms::LimpqIndicators& ind, const std::string& level, double ratio,

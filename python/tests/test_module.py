@@ -465,3 +465,19 @@ def test_bad_search_input():
         mixq.align_width(mixq.resnet18(), 4, 10)
     with pytest.raises(ValueError, match="weights"):
         mixq.hawq_costs([mixq.linear_layer("fc", 2, 2)], [1.0], [np.zeros(4, dtype=np.float64)], [(4, 8)])
+
+
+def test_every_public_name_has_a_docstring():
+    missing = []
+    for name in mixq.__all__:
+        obj = getattr(mixq, name)
+        if callable(obj) and not (obj.__doc__ or "").strip():
+            missing.append(name)
+        if isinstance(obj, type):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or attr in ("name", "value"):
+                    continue
+                if isinstance(member, property) or callable(member):
+                    if not (getattr(member, "__doc__", "") or "").strip():
+                        missing.append(f"{name}.{attr}")
+    assert not missing, missing
