@@ -393,7 +393,7 @@ def main(argv=None):
     p.add_argument("--train-samples", type=int, default=0, help="use the first N training images (0: all 60000)")
     p.add_argument("--test-samples", type=int, default=10000, help="test images to evaluate on (0: no evaluation)")
     p.add_argument("--no-search", dest="search", action="store_false", help="skip the mixq search")
-    p.add_argument("--budget-bits", type=float, default=3.0, help="size budget: average weight bits of the search")
+    p.add_argument("--budget-bits", type=float, default=3.0, help="size budget: bits per weight of the searchable layers")
     p.add_argument("--trace-samples", type=int, default=6, help="Hutchinson samples per Hessian trace")
     p.add_argument("--trace-images", type=int, default=128, help="training images the Hessian traces are taken on")
     p.add_argument("--export", default="", help="write the trained model in mixq's quantized safetensors format")
