@@ -416,7 +416,12 @@ from_codes / from_packed.)doc")
           [](std::vector<std::int64_t> shape, const QuantSpec& spec, py::object scales, py::object zero_points,
              py::object codes) {
             const auto c = strict_array<std::int32_t>("QuantizedTensor.from_codes", "codes", codes);
-            const std::int64_t n = mixq::detail::shape_numel(shape);
+            std::int64_t n = 1;
+            for (const std::int64_t e : shape) {
+              if (e < 0 || (e != 0 && n > INT64_MAX / e))
+                mixq::detail::fail("QuantizedTensor.from_codes: invalid shape extent ", e);
+              n *= e;
+            }
             if (static_cast<std::int64_t>(c.size()) != n)
               mixq::detail::fail("QuantizedTensor.from_codes: ", c.size(), " codes for a shape of ", n, " elements");
             return QuantizedTensor::from_codes(

@@ -250,8 +250,8 @@ fix and forbid, or all at once with Problem.from_arrays. Validated when solved (
           v.push_back(cl.options[o].allowed && (cl.fixed_option < 0 || cl.fixed_option == static_cast<int>(o)));
         return v;
       }, "c"_a, "Whether each option of class c may be chosen (forbidden and fixed-out options are False).")
-      .def("validate", [](const ms::Problem& p) { ms::detail::validate(p); },
-           "Checks the problem (ValueError naming the first bad field).")
+      .def("validate", [](const ms::Problem& p) { const ms::Solver check(p); },
+           "Checks the problem (ValueError naming the first bad field), as solve() does first.")
       .def("__repr__", [](const ms::Problem& p) {
         std::ostringstream os;
         os << "<mixq.Problem " << p.classes.size() << " classes, K=" << p.budgets.size() << ">";

@@ -481,3 +481,24 @@ def test_every_public_name_has_a_docstring():
                     if not (getattr(member, "__doc__", "") or "").strip():
                         missing.append(f"{name}.{attr}")
     assert not missing, missing
+
+
+def test_validate_and_bad_quantized_tensors():
+    with pytest.raises(ValueError, match="empty"):
+        mixq.Problem([10]).validate()
+    p = mixq.Problem([10])
+    p.add_class("a", [1.0], [[1]])
+    p.validate()
+    spec = mixq.QuantSpec(bit_width=4)
+    with pytest.raises(ValueError, match="shape extent"):
+        mixq.QuantizedTensor.from_codes([-2, 3], spec, [0.5], [0], np.zeros(6, dtype=np.int32))
+    with pytest.raises(ValueError, match="codes for a shape"):
+        mixq.QuantizedTensor.from_codes([2, 3], spec, [0.5], [0], np.zeros(5, dtype=np.int32))
+    with pytest.raises(ValueError, match="outside"):
+        mixq.QuantizedTensor.from_codes([2], spec, [0.5], [0], np.array([0, 9], dtype=np.int32))
+    with pytest.raises(ValueError, match="bit_width"):
+        mixq.QuantSpec(bit_width=17)
+    with pytest.raises(ValueError, match="granularity"):
+        mixq.QuantSpec(granularity="per_row")
+    with pytest.raises(ValueError, match="scales"):
+        mixq.QuantizedTensor.quantize(np.zeros((2, 3), dtype=np.float32), mixq.QuantSpec(granularity="per_channel"), [1.0])
