@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every test in three stages, each in its own folder under build/:
 #   1. release   Release build (examples and benchmarks compiled, not run), every ctest test (unit tests, the
-#                ODR check, the find_package and add_subdirectory consumer builds, and the pytest tests of the
-#                Python module and the torch operators, label `python`)
+#                ODR check, every public header compiled alone, the find_package and add_subdirectory consumer
+#                builds, and the pytest tests of the Python module and the torch operators, label `python`)
 #   1b. march    (x86 only) the programs built with -march=native (examples, bench_nn) and test_kernels compiled
 #                for -march=x86-64-v4 (AVX-512) and -march=x86-64-v3 (AVX2), whatever this CPU has; test_kernels
 #                runs where the CPU can run that level, the rest is compile only
@@ -119,11 +119,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 run_stage sanitize build/sanitize "-L unit" -- \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$san" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF -DMIXQ_BUILD_PYTHON=OFF -DMIXQ_BUILD_TORCH=OFF
+  -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF -DMIXQ_BUILD_PYTHON=OFF -DMIXQ_BUILD_TORCH=OFF -DMIXQ_BUILD_HEADER_CHECK=OFF
 
 run_stage aarch64 build/aarch64 "-L unit" -- \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake" \
-  -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF -DMIXQ_BUILD_PYTHON=OFF -DMIXQ_BUILD_TORCH=OFF
+  -DMIXQ_BUILD_BENCHMARKS=OFF -DMIXQ_BUILD_EXAMPLES=OFF -DMIXQ_BUILD_PYTHON=OFF -DMIXQ_BUILD_TORCH=OFF -DMIXQ_BUILD_HEADER_CHECK=OFF
 
 if [ -d tests/fuzz ]; then
   run_stage fuzz build/fuzz "-L fuzz" -- \

@@ -4,8 +4,6 @@
 
 #include "mixq/error.hpp"
 
-#include <cstring>
-
 namespace mixq::kernels {
 
 /// An instruction set with its own kernel implementation. scalar is portable C++ and the reference;
@@ -23,10 +21,23 @@ inline const char* isa_name(Isa isa) {
   return "unknown";
 }
 
-/// The ISA named `name` (as isa_name() spells it). Throws mixq::error for an unknown name.
+namespace detail {
+/// ASCII case-insensitive equality of two NUL-terminated strings.
+inline bool equal_ignoring_case(const char* a, const char* b) {
+  for (; *a != '\0' && *b != '\0'; ++a, ++b) {
+    const char x = (*a >= 'A' && *a <= 'Z') ? static_cast<char>(*a - 'A' + 'a') : *a;
+    const char y = (*b >= 'A' && *b <= 'Z') ? static_cast<char>(*b - 'A' + 'a') : *b;
+    if (x != y) return false;
+  }
+  return *a == *b;
+}
+}  // namespace detail
+
+/// The ISA named `name` (as isa_name() spells it, case-insensitive: "AVX2" is avx2). Throws mixq::error for an
+/// unknown name.
 inline Isa isa_from_name(const char* name) {
   for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
-    if (name != nullptr && std::strcmp(name, isa_name(isa)) == 0) return isa;
+    if (name != nullptr && detail::equal_ignoring_case(name, isa_name(isa))) return isa;
   mixq::detail::fail("isa_from_name: name must be one of scalar, avx2, avx512, neon, got '",
                      name ? name : "(null)", "'");
 }
