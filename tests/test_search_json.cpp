@@ -121,6 +121,83 @@ TEST(SearchJson, BadInputExitsWithCode2AndOneLine) {
   EXPECT_EQ(run({"--help"}).code, 0);
 }
 
+// A misspelt key must not silently give a different problem: each is an error naming the key and where it is.
+TEST(SearchJson, UnknownKeysAreErrorsNamingKeyAndPlace) {
+  auto rejects = [](const std::string& text, const std::string& key, const std::string& where) {
+    const CliRun r = run({"-"}, text);
+    EXPECT_EQ(r.code, 2) << text;
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("unknown key \"" + key + "\" in " + where + " "), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  };
+  nlohmann::json j = nlohmann::json::parse(kProblem);
+  j["tie"] = j["ties"];
+  j.erase("ties");
+  rejects(j.dump(), "tie", "the top level");
+  j = nlohmann::json::parse(kProblem);
+  j["layers"][1]["options"][2]["alowed"] = false;
+  rejects(j.dump(), "alowed", "layers[1].options[2]");
+  j = nlohmann::json::parse(kProblem);
+  j["layers"][2]["fix"] = 0;
+  rejects(j.dump(), "fix", "layers[2]");
+  // the correctly spelt keys change the answer (so the misspelt ones would have been dropped silently)
+  j = nlohmann::json::parse(kProblem);
+  j["layers"][0]["options"][1]["allowed"] = false;
+  const ms::Solution s = ms::solve(ms::problem_from_json(j));
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  EXPECT_NE(s.choice[0], 1);
+}
+
+TEST(SearchJson, MessagesUseTheJsonWordsAndIntegralNumbersAreIntegers) {
+  auto message = [](const std::string& text) {
+    try {
+      ms::parse_problem(text);
+    } catch (const mixq::error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string two = message(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1, 2]}]}]})");
+  EXPECT_EQ(two, "problem JSON: layers[0].options[0].use has 2 entries but \"budgets\" has 1");
+  EXPECT_EQ(message(R"({"budgets": [1], "resources": ["BitOps", "size"],
+                        "layers": [{"name": "a", "options": [{"cost": 1, "use": [1]}]}]})"),
+            "problem JSON: \"resources\" has 2 names but \"budgets\" has 1 entries");
+  EXPECT_EQ(message(R"({"budgets": [1.5], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1]}]}]})"),
+            "problem JSON: budgets[0] must be an integer, got 1.5");
+  EXPECT_EQ(message(R"({"budgets": [1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [1]}]},
+                                                   {"name": "a", "options": [{"cost": 1, "use": [1]}]}]})"),
+            "problem JSON: layers[1].name 'a' is used by layers[0] too");
+  // 10.0 and 1e1 are integers
+  const ms::Problem p =
+      ms::parse_problem(R"({"budgets": [10.0, 1e1], "layers": [{"name": "a", "options": [{"cost": 1, "use": [2.0, 3]}]}]})");
+  EXPECT_EQ(p.budgets, (std::vector<std::int64_t>{10, 10}));
+  EXPECT_EQ(p.classes[0].options[0].use, (std::vector<std::int64_t>{2, 3}));
+}
+
+TEST(SearchJson, ProblemToJsonRoundTrips) {
+  ms::Problem p({100, 10}, {"BitOps", "size"});
+  p.add_class("conv1", {{"w8", 0.0, {64, 8}}, {"w4", 1.25, {32, 4}}, {"w2", 3.5, {16, 2}}});
+  p.add_class("conv2", {{"w8", 0.0, {64, 8}}, {"", 0.5, {32, 4}}, {"w2", 2.0, {16, 2}}});
+  p.add_class("fc", {{"w8", 0.0, {8, 1}}, {"w4", 0.1, {4, 1}}, {"w2", 0.2, {2, 1}}});
+  p.tie({"conv1", "conv2"});
+  p.fix("fc", 0);
+  p.forbid("conv2", 2);
+  const nlohmann::json j = ms::problem_to_json(p);
+  const ms::Problem q = ms::parse_problem(j.dump());
+  EXPECT_EQ(ms::problem_to_json(q), j);
+  EXPECT_EQ(q.budgets, p.budgets);
+  EXPECT_EQ(q.resource_names, p.resource_names);
+  EXPECT_EQ(q.ties, p.ties);
+  ASSERT_EQ(q.classes.size(), 3u);
+  EXPECT_EQ(q.classes[2].fixed_option, 0);
+  EXPECT_FALSE(q.classes[1].options[2].allowed);
+  EXPECT_EQ(q.classes[0].options[1].cost, 1.25);
+  // the CLI solves it to the same optimum as the C++ solver
+  const CliRun r = run({"-"}, j.dump());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(r.out)["objective"].get<double>(), ms::solve(p).objective);
+}
+
 TEST(SearchJson, NodeLimitGivesFeasibleOrOptimal) {
   const CliRun r = run({"--node-limit", "1", "-"}, kProblem);
   ASSERT_EQ(r.code, 0) << r.err;
