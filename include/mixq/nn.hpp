@@ -25,3 +25,4 @@
 #include "mixq/nn/hooks.hpp"
 #include "mixq/nn/models.hpp"
 #include "mixq/nn/data.hpp"
+#include "mixq/nn/checkpoint.hpp"

@@ -11,8 +11,8 @@
 /// - search/hawq.hpp: HAWQ-V3 style costs (Hessian trace times weight perturbation).
 /// - search/pareto.hpp: sweeps over budgets, Pareto fronts.
 /// - search/width.hpp: width-multiplier alignment (Chin et al.).
-/// Not included here (they need nlohmann_json): search/json.hpp (problem and solution JSON) and search/cli.hpp
-/// (the mixq-search program).
+/// - search/json.hpp: problem and solution JSON (parse_problem, problem_to_json, solution_to_json).
+/// - search/cli.hpp: the mixq-search program as a function (run_cli).
 
 #include "mixq/error.hpp"
 #include "mixq/search/cost_model.hpp"
@@ -23,3 +23,5 @@
 #include "mixq/search/hawq.hpp"
 #include "mixq/search/pareto.hpp"
 #include "mixq/search/width.hpp"
+#include "mixq/search/json.hpp"
+#include "mixq/search/cli.hpp"

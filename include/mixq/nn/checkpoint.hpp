@@ -2,8 +2,7 @@
 /// @file
 /// Checkpoints of nn modules as `.safetensors` files (F32 tensors named by dotted parameter path, with their
 /// logical shapes): every parameter and buffer, including BN running statistics and LSQ step sizes.
-/// Reading and writing go through mixq/io/safetensors.hpp (needs nlohmann-json), so this header is not part of
-/// the nn umbrella header; include it explicitly.
+/// Reading and writing go through mixq/io/safetensors.hpp.
 
 #include <map>
 #include <string>
