@@ -2,10 +2,12 @@
 // on a Fashion-MNIST subset (skipped when the data set is not installed).
 #include <mixq/mixq.hpp>
 #include <mixq/nn/checkpoint.hpp>
+#include <mixq/nn/export.hpp>
 #include <mixq/search/cost_model.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -221,6 +223,112 @@ TEST(Checkpoint, RoundTripIsBitExact) {
   auto mlp = nn::make_mlp();
   EXPECT_THROW(nn::load_checkpoint(*mlp, path), mixq::error);
   EXPECT_EQ(nn::load_checkpoint(*mlp, path, false), 0u);
+  std::remove(path.c_str());
+}
+
+// A checkpoint is float tensors for resuming training, not a quantized model: no "mixq.format" label, and
+// read_quantized_model says what it is.
+TEST(Checkpoint, IsNotLabelledAQuantizedModel) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("mixq_ckpt_label_" + std::to_string(::getpid()) + ".safetensors")).string();
+  auto m = nn::make_mlp();
+  nn::save_checkpoint(*m, path);
+  const auto f = mixq::io::SafetensorsFile::load(path);
+  EXPECT_EQ(f.metadata().count("mixq.format"), 0u);
+  EXPECT_EQ(f.metadata().at("mixq.kind"), "checkpoint");
+  try {
+    mixq::io::read_quantized_model(path);
+    ADD_FAILURE() << "a checkpoint was read as a quantized model";
+  } catch (const mixq::error& e) {
+    EXPECT_NE(std::string(e.what()).find("training checkpoint"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
+
+// Export: BN folded, weights quantized with the learned step sizes and packed at each layer's bit-width; the
+// dequantized export equals the trained network's fake-quantized weight with BN folded (hooks' fold_batchnorm).
+TEST(Export, FoldsBatchNormQuantizesWithLearnedStepsAndPacks) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("mixq_export_" + std::to_string(::getpid()) + ".safetensors")).string();
+  auto model = nn::make_resnet();
+  auto layers = nn::quant_layers(*model);
+  EXPECT_TRUE(nn::export_quantized_model(*model).quantized.empty());  // a float network exports floats
+  nn::set_uniform_bits(*model, 4, 4);
+  // a mixed policy: the second searchable layer at 2 bits, the third at w3a4 (fixed layers stay at 8)
+  nn::set_bits(*model, {{layers[1].name, {2, 4}}, {layers[2].name, {3, 4}}});
+  EXPECT_THROW(nn::export_quantized_model(*model), mixq::error);  // step sizes not initialised yet
+  Tensor x = random_tensor(8, 1, 28, 28, 3), g;
+  nn::Sgd opt(nn::trainable_parameters(*model), 0.05f);
+  for (int step = 0; step < 2; ++step) {  // initialises the step sizes and moves the BN statistics
+    nn::zero_grad(*model);
+    nn::cross_entropy(model->forward(x), {0, 1, 2, 3, 4, 5, 6, 7}, g);
+    model->backward(g);
+    opt.step();
+  }
+  model->set_training(false);
+  const auto before = nn::named_parameters(*model);
+  std::vector<Eigen::VectorXf> values;
+  for (auto& np : before) values.push_back(np.parameter->value);
+  nn::save_quantized_model(*model, path, {{"policy", "test"}});
+  for (std::size_t i = 0; i < before.size(); ++i) EXPECT_EQ(before[i].parameter->value, values[i]);  // unchanged
+  const mixq::io::QuantizedModel m = mixq::io::read_quantized_model(path);
+  EXPECT_EQ(m.metadata.at("policy"), "test");
+  ASSERT_EQ(m.quantized.size(), layers.size());
+  EXPECT_EQ(m.quantized, nn::export_quantized_model(*model).quantized);
+  const auto info = nlohmann::json::parse(m.metadata.at("export.layers"));
+  ASSERT_EQ(info.size(), layers.size());
+  auto mods = nn::named_modules(*model);
+  std::size_t folded = 0;
+  for (std::size_t li = 0; li < layers.size(); ++li) {
+    const std::string& name = layers[li].name;
+    const mixq::QuantizedTensor& q = m.quantized.at(name + ".weight");
+    const int wb = layers[li].layer->w_bits();
+    EXPECT_EQ(q.bit_width(), wb) << name;
+    EXPECT_EQ(info[li]["w_bits"], wb);
+    EXPECT_EQ(q.packed_codes().size(), static_cast<std::size_t>((q.numel() * wb + 7) / 8)) << name;
+    EXPECT_EQ(m.floats.count(name + ".input_step_size"), 1u) << name;
+    EXPECT_EQ(m.floats.count(name + ".weight_step_size_4bit"), 0u) << name;
+    // the reference: fake-quantized weight of the forward pass, BN folded by hooks.hpp
+    auto* conv = dynamic_cast<nn::QuantConv2d*>(layers[li].layer);
+    Eigen::VectorXf ref;
+    nn::BatchNorm2d* bn = nullptr;
+    if (conv) {
+      for (std::size_t i = 0; i + 1 < mods.size(); ++i)
+        if (mods[i].module == conv) bn = dynamic_cast<nn::BatchNorm2d*>(mods[i + 1].module);
+    }
+    if (conv && bn) {
+      ++folded;
+      const Eigen::VectorXf eff = conv->effective_weight();
+      const nn::FoldedConv f = nn::fold_batchnorm(*conv, *bn, &eff);
+      ref = f.weight;
+      const auto& bias = m.floats.at(name + ".bias").values;
+      for (Index o = 0; o < f.bias.size(); ++o) EXPECT_FLOAT_EQ(bias[static_cast<std::size_t>(o)], f.bias[o]) << name;
+      EXPECT_EQ(q.spec().granularity, mixq::Granularity::per_channel);
+    } else {
+      continue;  // the classifier: no BN, checked through its codes below
+    }
+    const std::vector<float> deq = q.dequantize();
+    ASSERT_EQ(deq.size(), static_cast<std::size_t>(ref.size()));
+    const float tol = 1e-6f * ref.cwiseAbs().maxCoeff();
+    Index off = 0;
+    for (Index i = 0; i < ref.size(); ++i) off += std::fabs(deq[static_cast<std::size_t>(i)] - ref[i]) > tol;
+    EXPECT_EQ(off, 0) << name;  // every BN scale of this net is positive: no code sits at a flipped qmin
+  }
+  EXPECT_GE(folded, 3u);
+  // the classifier (QuantLinear, no BN): codes are round(w / s) of its learned step size, bias kept
+  auto* fc = layers.back().layer;
+  const mixq::QuantizedTensor& qfc = m.quantized.at(layers.back().name + ".weight");
+  const std::vector<std::int32_t> codes = qfc.codes();
+  const auto& s8 = fc->weight_quantizer().step_size(8).value;
+  const auto& w = fc->master_weight().value;
+  const Index per = w.size() / s8.size();
+  for (Index i = 0; i < w.size(); ++i) {
+    const float s = s8.size() > 1 ? s8[i / per] : s8[0];
+    const float c = std::nearbyint(std::clamp(w[i] / s, -128.f, 127.f));
+    EXPECT_NEAR(codes[static_cast<std::size_t>(i)], c, 1.0f) << i;  // ties of w/s vs w*(1/s) at most
+  }
+  // the file is small: no master weights, no step sizes of other bit-widths
+  EXPECT_EQ(m.floats.count(layers[0].name + ".weight"), 0u);
   std::remove(path.c_str());
 }
 

@@ -12,7 +12,8 @@
 /// - Hooks (nn/hooks.hpp): quant_layers(), layer_table(), set_bits(), sync_bn_keys(), FeatureCapture,
 ///   fold_batchnorm().
 /// - Models (nn/models.hpp): make_mlp(), make_resnet(), make_mobilenet().
-/// - Data (nn/data.hpp), checkpoints (nn/checkpoint.hpp).
+/// - Data (nn/data.hpp), checkpoints for resuming training (nn/checkpoint.hpp), the quantized-model export
+///   (nn/export.hpp: fold BN, quantize with the learned step sizes, pack).
 
 #include "mixq/error.hpp"
 #include "mixq/nn/tensor.hpp"
@@ -26,3 +27,4 @@
 #include "mixq/nn/models.hpp"
 #include "mixq/nn/data.hpp"
 #include "mixq/nn/checkpoint.hpp"
+#include "mixq/nn/export.hpp"

@@ -19,6 +19,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -508,7 +509,13 @@ inline QuantizedModel read_quantized_model(const SafetensorsFile& f) {
   using mixq::detail::fail;
   QuantizedModel m;
   const auto fmt = f.metadata().find("mixq.format");
-  if (fmt == f.metadata().end()) fail("read_quantized_model \"", f.source(), "\": no \"mixq.format\" metadata entry");
+  if (fmt == f.metadata().end()) {
+    const auto kind = f.metadata().find("mixq.kind");
+    if (kind != f.metadata().end() && kind->second == "checkpoint")
+      fail("read_quantized_model \"", f.source(), "\": this is a training checkpoint (float tensors, read it with ",
+           "nn::load_checkpoint), not a quantized model (write one with nn::save_quantized_model)");
+    fail("read_quantized_model \"", f.source(), "\": no \"mixq.format\" metadata entry");
+  }
   if (fmt->second != quantized_format_name)
     fail("read_quantized_model \"", f.source(), "\": unknown format \"", fmt->second, "\"");
   std::vector<std::string> claimed;
@@ -555,6 +562,75 @@ inline QuantizedModel read_quantized_model(const SafetensorsFile& f) {
 /// tensors and user metadata come back identical.
 inline QuantizedModel read_quantized_model(const std::string& path) {
   return read_quantized_model(SafetensorsFile::load(path));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Float tensors: from Eigen objects, and plain safetensors files (checkpoints, calibration data, anything float).
+
+/// A FloatTensor of shape [rows, cols] holding a copy of an Eigen matrix or array of floats (any storage order,
+/// any expression), row-major as safetensors stores it.
+template <class Derived>
+FloatTensor float_tensor(const Eigen::DenseBase<Derived>& x) {
+  static_assert(std::is_same_v<typename Derived::Scalar, float>, "float_tensor: the Eigen object must hold floats");
+  FloatTensor t;
+  t.shape = {static_cast<std::int64_t>(x.rows()), static_cast<std::int64_t>(x.cols())};
+  t.values.resize(static_cast<std::size_t>(x.size()));
+  Eigen::Map<RowMajorArrayXXf>(t.values.data(), x.rows(), x.cols()) = x.derived().array();
+  return t;
+}
+
+/// A FloatTensor holding a copy of an Eigen tensor of floats (Tensor, TensorMap or TensorRef of any rank and
+/// layout), with the same shape, row-major (a ColMajor tensor is transposed into row-major order).
+template <class T, int N, int Options, class IndexType>
+FloatTensor float_tensor(const Eigen::Tensor<T, N, Options, IndexType>& x) {
+  static_assert(std::is_same_v<std::remove_const_t<T>, float>, "float_tensor: the Eigen tensor must hold floats");
+  FloatTensor t;
+  for (int d = 0; d < N; ++d) t.shape.push_back(static_cast<std::int64_t>(x.dimension(d)));
+  t.values.resize(static_cast<std::size_t>(x.size()));
+  if constexpr ((Options & Eigen::RowMajor) != 0) {
+    std::copy(x.data(), x.data() + x.size(), t.values.begin());
+  } else {
+    Eigen::array<Eigen::Index, N> dims;
+    for (int d = 0; d < N; ++d) dims[static_cast<std::size_t>(d)] = static_cast<Eigen::Index>(x.dimension(d));
+    Eigen::TensorMap<Eigen::Tensor<float, N, Eigen::RowMajor>>(t.values.data(), dims) = x.swap_layout().shuffle(
+        [] {
+          Eigen::array<Eigen::Index, N> p;
+          for (int d = 0; d < N; ++d) p[static_cast<std::size_t>(d)] = N - 1 - d;
+          return p;
+        }());
+  }
+  return t;
+}
+
+/// float_tensor of a TensorMap (e.g. SafetensorsFile::read_tensor's or FloatTensor::tensor's view).
+template <class PlainTensor, int MapOptions>
+FloatTensor float_tensor(const Eigen::TensorMap<PlainTensor, MapOptions>& x) {
+  using T = typename PlainTensor::Scalar;
+  constexpr int N = PlainTensor::NumDimensions;
+  static_assert(std::is_same_v<std::remove_const_t<T>, float>, "float_tensor: the Eigen tensor must hold floats");
+  Eigen::Tensor<float, N, (PlainTensor::Layout & Eigen::RowMajor) ? Eigen::RowMajor : Eigen::ColMajor> copy = x;
+  return float_tensor(copy);
+}
+
+/// Writes float tensors to a plain safetensors file (dtype F32), atomically (temporary file, then rename), with
+/// `metadata` in `__metadata__`. The key "mixq.format" is refused: it marks quantized-model files
+/// (write_quantized_model), which a float file is not. Every tensor is checked (name non-empty and not
+/// "__metadata__", values matching the shape) before the file is created. read_safetensors reads it back exactly.
+inline void write_safetensors(const std::string& path, const std::map<std::string, FloatTensor>& tensors,
+                              const std::map<std::string, std::string>& metadata = {}) {
+  if (metadata.count("mixq.format"))
+    mixq::detail::fail("write_safetensors \"", path, "\": the metadata key \"mixq.format\" marks quantized models ",
+                       "(write_quantized_model), not float files");
+  std::vector<detail::PendingTensor> pending;
+  for (const auto& [name, t] : tensors) {
+    if (name.empty() || name == "__metadata__")
+      mixq::detail::fail("write_safetensors \"", path, "\": invalid tensor name \"", name, "\"");
+    if (mixq::detail::shape_numel(t.shape, "write_safetensors tensor") != static_cast<std::int64_t>(t.values.size()))
+      mixq::detail::fail("write_safetensors \"", path, "\": tensor \"", name, "\" has ", t.values.size(),
+                         " values, its shape needs ", mixq::detail::shape_numel(t.shape));
+    pending.push_back({name, Dtype::F32, t.shape, t.values.data(), t.values.size() * 4});
+  }
+  detail::write_safetensors_file(path, std::move(pending), metadata);
 }
 
 }  // namespace mixq::io

@@ -2,7 +2,8 @@
 /// @file
 /// Checkpoints of nn modules as `.safetensors` files (F32 tensors named by dotted parameter path, with their
 /// logical shapes): every parameter and buffer, including BN running statistics and LSQ step sizes.
-/// Reading and writing go through mixq/io/safetensors.hpp.
+/// Reading and writing go through mixq/io/safetensors.hpp. Checkpoints written before the format label was
+/// dropped (labelled mixq.quantized-safetensors.v1 with float tensors only) still load.
 
 #include <map>
 #include <string>
@@ -30,14 +31,15 @@ inline std::map<std::string, io::FloatTensor> checkpoint_tensors(Module& root) {
 
 }  // namespace detail
 
-/// Writes every parameter and buffer of `root` to `path` (safetensors, F32), atomically. `metadata` is stored
-/// in the file's `__metadata__`.
+/// Writes every parameter and buffer of `root` to `path` (plain safetensors, F32), atomically: the float master
+/// weights and the step sizes of every candidate bit-width, for resuming training. `metadata` is stored in the
+/// file's `__metadata__`, with "mixq.kind" = "checkpoint". A checkpoint is not a quantized model (no packed codes,
+/// no "mixq.format" label; io::read_quantized_model refuses it): nn/export.hpp writes those.
 inline void save_checkpoint(Module& root, const std::string& path,
                             const std::map<std::string, std::string>& metadata = {}) {
-  io::QuantizedModel m;
-  m.floats = detail::checkpoint_tensors(root);
-  m.metadata = metadata;
-  io::write_quantized_model(path, m);
+  std::map<std::string, std::string> meta = metadata;
+  meta["mixq.kind"] = "checkpoint";
+  io::write_safetensors(path, detail::checkpoint_tensors(root), meta);
 }
 
 /// Reads `path` into the parameters of `root`, bit-exact. With `strict`, every parameter of the model must be
