@@ -387,6 +387,51 @@ TEST_P(QuantizerOnIsa, EigenRefAndTensorMapInterfaces) {
   EXPECT_EQ(dxa(1, 2, 3, 3), a(1, 2, 3, 3));
 }
 
+// Eigen in, Eigen out: every tensor entry point takes what the library returns (an Eigen::Tensor<float, N,
+// RowMajor> such as SafetensorsFile::read_tensor's or forward's, a const or non-const TensorMap), as the
+// observers do, with the same bits as the pointer interface.
+TEST_P(QuantizerOnIsa, TakesEveryRowMajorTensorKind) {
+  Eigen::Tensor<float, 4, Eigen::RowMajor> a(3, 2, 3, 3);
+  a.setRandom();
+  const std::vector<float> x(a.data(), a.data() + a.size());
+  Eigen::TensorMap<Eigen::Tensor<float, 4, Eigen::RowMajor>> mutable_map(a.data(), a.dimensions());
+  Eigen::TensorMap<Eigen::Tensor<const float, 4, Eigen::RowMajor>> const_map(a.data(), a.dimensions());
+  mixq::PerChannelQuantizer ref(QuantSpec::per_channel(3, 0));
+  ref.calibrate(x.data(), {3, 2, 3, 3});
+  std::vector<float> y(x.size());
+  ref.forward(x.data(), y.data(), {3, 2, 3, 3});
+  auto check = [&](const auto& t) {
+    mixq::PerChannelQuantizer q(QuantSpec::per_channel(3, 0));
+    q.calibrate(t);  // the tensor itself
+    EXPECT_EQ(q.scales(), ref.scales());
+    mixq::PerChannelQuantizer q2(QuantSpec::per_channel(3, 0));
+    q2.calibrate<mixq::MseObserver>(t, 2.0f);  // an explicit observer with its arguments
+    EXPECT_EQ(q2.scales().size(), 3u);
+    const Eigen::Tensor<float, 4, Eigen::RowMajor> f = q.forward(t);
+    EXPECT_EQ(std::memcmp(f.data(), y.data(), y.size() * 4), 0);
+    const mixq::QuantizedTensor qt = q.quantize(t);
+    EXPECT_EQ(qt.dequantize(), y);
+    const Eigen::Tensor<float, 4, Eigen::RowMajor> dx = q.backward(t, f);  // forward's output as dy
+    EXPECT_EQ(dx(0, 0, 0, 0), f(0, 0, 0, 0));
+    mixq::MinMaxObserver obs(QuantSpec::per_channel(3, 0));
+    obs.observe(t);
+    EXPECT_EQ(obs.num_batches(), 1);
+  };
+  check(a);
+  check(mutable_map);
+  check(const_map);
+  Eigen::Tensor<float, 4, Eigen::RowMajor> out(3, 2, 3, 3);
+  Eigen::TensorMap<Eigen::Tensor<float, 4, Eigen::RowMajor>> out_map(out.data(), out.dimensions());
+  ref.forward(mutable_map, out_map);
+  EXPECT_EQ(std::memcmp(out.data(), y.data(), y.size() * 4), 0);
+  out.setZero();
+  ref.forward(a, out);  // into an Eigen::Tensor
+  EXPECT_EQ(std::memcmp(out.data(), y.data(), y.size() * 4), 0);
+  Eigen::Tensor<float, 4, Eigen::RowMajor> in_place = a;
+  ref.forward(in_place, in_place);
+  EXPECT_EQ(std::memcmp(in_place.data(), y.data(), y.size() * 4), 0);
+}
+
 TEST_P(QuantizerOnIsa, MisuseThrows) {
   mixq::PerChannelQuantizer q(QuantSpec::per_channel(4, 0));
   std::vector<float> x(12, 1.0f), y(12);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mixq/detail/eigen.hpp"
@@ -99,6 +100,33 @@ inline Shape tensor_shape(const Dims& d) {
   Shape s;
   for (std::size_t i = 0; i < static_cast<std::size_t>(d.size()); ++i) s.push_back(static_cast<std::int64_t>(d[i]));
   return s;
+}
+
+/// Eigen tensors: Eigen::Tensor and TensorMap of any scalar, rank and layout (the arguments the quant layer's
+/// tensor overloads take; rank: the number of dimensions).
+template <class T>
+struct eigen_tensor : std::false_type {};
+template <class S, int N, int O, class I>
+struct eigen_tensor<Eigen::Tensor<S, N, O, I>> : std::true_type {
+  using scalar = std::remove_const_t<S>;
+  static constexpr int rank = N;
+  static constexpr bool row_major = (O & Eigen::RowMajor) != 0;
+};
+template <class P, int O, template <class> class MP>
+struct eigen_tensor<Eigen::TensorMap<P, O, MP>> : eigen_tensor<std::remove_const_t<P>> {};
+template <class T>
+inline constexpr bool is_eigen_tensor_v = eigen_tensor<std::remove_cv_t<std::remove_reference_t<T>>>::value;
+
+/// Checks at compile time that an Eigen tensor argument is one the quant layer reads in place: row-major floats
+/// (Eigen::Tensor<float, N, Eigen::RowMajor>, or a TensorMap of one, const or not, as SafetensorsFile::read_tensor
+/// and FloatTensor::tensor return). Returns its rank.
+template <class T>
+constexpr int row_major_float_rank() {
+  using E = eigen_tensor<std::remove_cv_t<std::remove_reference_t<T>>>;
+  static_assert(std::is_same_v<typename E::scalar, float>, "mixq: the Eigen tensor must hold float");
+  static_assert(E::row_major, "mixq: the Eigen tensor must be row-major (Eigen::RowMajor); mixq's tensors are "
+                              "row-major (NCHW, [Cout, ...]), use .swap_layout() or copy into a RowMajor tensor");
+  return E::rank;
 }
 
 /// A row-major 2-D Ref as a contiguous pointer (copying into buf when rows are strided).
@@ -449,13 +477,11 @@ class ObserverBase {
     RowMajorArrayXXf buf;
     observe(detail::contiguous(x, buf), detail::eigen_shape(x.rows(), x.cols()));
   }
-  /// Observes a row-major tensor (activations NCHW, weights [Cout, Cin, kh, kw]).
-  template <int N>
-  void observe(const Eigen::TensorMap<Eigen::Tensor<const float, N, Eigen::RowMajor>>& x) {
-    observe(x.data(), detail::tensor_shape(x.dimensions()));
-  }
-  template <int N>
-  void observe(const Eigen::Tensor<float, N, Eigen::RowMajor>& x) {
+  /// Observes a row-major tensor (activations NCHW, weights [Cout, Cin, kh, kw]): an
+  /// Eigen::Tensor<float, N, Eigen::RowMajor> or a TensorMap of one, const or not.
+  template <class T, std::enable_if_t<detail::is_eigen_tensor_v<T>, int> = 0>
+  void observe(const T& x) {
+    (void)detail::row_major_float_rank<T>();
     observe(x.data(), detail::tensor_shape(x.dimensions()));
   }
 

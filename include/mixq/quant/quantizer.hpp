@@ -136,8 +136,11 @@ class Quantizer {
     RowMajorArrayXXf buf;
     calibrate<Observer>(detail::contiguous(x, buf), detail::eigen_shape(x.rows(), x.cols()), std::forward<Args>(args)...);
   }
-  template <class Observer = MinMaxObserver, int N, class... Args>
-  void calibrate(const Eigen::TensorMap<Eigen::Tensor<const float, N, Eigen::RowMajor>>& x, Args&&... args) {
+  /// Calibrates on a row-major Eigen tensor (Eigen::Tensor<float, N, RowMajor> or a TensorMap of one, const or
+  /// not: what SafetensorsFile::read_tensor, FloatTensor::tensor and forward() return).
+  template <class Observer = MinMaxObserver, class T, class... Args, std::enable_if_t<detail::is_eigen_tensor_v<T>, int> = 0>
+  void calibrate(const T& x, Args&&... args) {
+    (void)detail::row_major_float_rank<T>();
     calibrate<Observer>(x.data(), detail::tensor_shape(x.dimensions()), std::forward<Args>(args)...);
   }
 
@@ -159,17 +162,21 @@ class Quantizer {
     forward(detail::contiguous(x, buf), y.data(), detail::eigen_shape(x.rows(), x.cols()));
     return y;
   }
-  /// Fake quantization of a row-major tensor (activations NCHW, weights [Cout, Cin, kh, kw]).
-  template <int N>
-  Eigen::Tensor<float, N, Eigen::RowMajor> forward(const Eigen::TensorMap<Eigen::Tensor<const float, N, Eigen::RowMajor>>& x) const {
-    Eigen::Tensor<float, N, Eigen::RowMajor> y(x.dimensions());
+  /// Fake quantization of a row-major tensor (activations NCHW, weights [Cout, Cin, kh, kw]): an
+  /// Eigen::Tensor<float, N, RowMajor> or a TensorMap of one, const or not. Returns a tensor of the same rank.
+  template <class T, std::enable_if_t<detail::is_eigen_tensor_v<T>, int> = 0>
+  Eigen::Tensor<float, detail::row_major_float_rank<T>(), Eigen::RowMajor> forward(const T& x) const {
+    Eigen::Tensor<float, detail::row_major_float_rank<T>(), Eigen::RowMajor> y(x.dimensions());
     forward(x.data(), y.data(), detail::tensor_shape(x.dimensions()));
     return y;
   }
-  /// Fake quantization into a caller-provided tensor of the same dimensions.
-  template <int N>
-  void forward(const Eigen::TensorMap<Eigen::Tensor<const float, N, Eigen::RowMajor>>& x,
-               Eigen::TensorMap<Eigen::Tensor<float, N, Eigen::RowMajor>> y) const {
+  /// Fake quantization into a caller-provided row-major tensor (an Eigen::Tensor or a non-const TensorMap) of the
+  /// same dimensions; x and y may be the same memory.
+  template <class T, class U,
+            std::enable_if_t<detail::is_eigen_tensor_v<T> && detail::is_eigen_tensor_v<U>, int> = 0>
+  void forward(const T& x, U&& y) const {
+    static_assert(detail::row_major_float_rank<T>() == detail::row_major_float_rank<U>(),
+                  "Quantizer::forward: x and y must have the same rank");
     if (x.dimensions() != y.dimensions()) detail::fail("Quantizer::forward: x and y have different dimensions");
     forward(x.data(), y.data(), detail::tensor_shape(x.dimensions()));
   }
@@ -191,11 +198,14 @@ class Quantizer {
     backward(detail::contiguous(x, bx), detail::contiguous(dy, bdy), dx.data(), detail::eigen_shape(x.rows(), x.cols()));
     return dx;
   }
-  template <int N>
-  Eigen::Tensor<float, N, Eigen::RowMajor> backward(const Eigen::TensorMap<Eigen::Tensor<const float, N, Eigen::RowMajor>>& x,
-                                                    const Eigen::TensorMap<Eigen::Tensor<const float, N, Eigen::RowMajor>>& dy) const {
+  /// The straight-through gradient of row-major Eigen tensors x and dy (Tensor or TensorMap, const or not).
+  template <class T, class U,
+            std::enable_if_t<detail::is_eigen_tensor_v<T> && detail::is_eigen_tensor_v<U>, int> = 0>
+  Eigen::Tensor<float, detail::row_major_float_rank<T>(), Eigen::RowMajor> backward(const T& x, const U& dy) const {
+    static_assert(detail::row_major_float_rank<T>() == detail::row_major_float_rank<U>(),
+                  "Quantizer::backward: x and dy must have the same rank");
     if (x.dimensions() != dy.dimensions()) detail::fail("Quantizer::backward: x and dy have different dimensions");
-    Eigen::Tensor<float, N, Eigen::RowMajor> dx(x.dimensions());
+    Eigen::Tensor<float, detail::row_major_float_rank<T>(), Eigen::RowMajor> dx(x.dimensions());
     backward(x.data(), dy.data(), dx.data(), detail::tensor_shape(x.dimensions()));
     return dx;
   }
@@ -254,8 +264,10 @@ class Quantizer {
     RowMajorArrayXXf buf;
     return quantize(detail::contiguous(x, buf), detail::eigen_shape(x.rows(), x.cols()));
   }
-  template <int N>
-  QuantizedTensor quantize(const Eigen::TensorMap<Eigen::Tensor<const float, N, Eigen::RowMajor>>& x) const {
+  /// Quantizes a row-major Eigen tensor (Tensor or TensorMap, const or not).
+  template <class T, std::enable_if_t<detail::is_eigen_tensor_v<T>, int> = 0>
+  QuantizedTensor quantize(const T& x) const {
+    (void)detail::row_major_float_rank<T>();
     return quantize(x.data(), detail::tensor_shape(x.dimensions()));
   }
 
