@@ -131,9 +131,12 @@ void BM_mixq_llm_560x12_seed(benchmark::State& s) {
 void BM_mixq_pareto_100_bitops_r50(benchmark::State& state) {
   const ms::Problem p = limpq("limpq_r50_real.txt");
   std::int64_t macs = 0;
-  for (const auto& c : p.classes) macs += c.options.back().use[0] / 4;  // w2a2 option: MACs * 4
+  std::int64_t fixed = 0;  // BitOps of the 8-bit first and last layers (one-option classes)
+  for (const auto& c : p.classes)  // w2a2 option: MACs * 4
+    if (c.options.size() > 1) macs += c.options.back().use[0] / 4;
+    else fixed += c.options[0].use[0];
   std::vector<std::int64_t> values;
-  for (int i = 0; i < 100; ++i) values.push_back(macs * 4 + (macs * 32) * i / 99);
+  for (int i = 0; i < 100; ++i) values.push_back(fixed + macs * 4 + (macs * 32) * i / 99);
   std::vector<ms::Solution> r;
   for (auto _ : state) {
     r = ms::pareto_sweep(p, 0, values);
@@ -149,11 +152,14 @@ void BM_mixq_pareto_100_bitops_r50(benchmark::State& state) {
 void BM_mixq_100_independent_bitops_r50(benchmark::State& state) {
   const ms::Problem p = limpq("limpq_r50_real.txt");
   std::int64_t macs = 0;
-  for (const auto& c : p.classes) macs += c.options.back().use[0] / 4;
+  std::int64_t fixed = 0;
+  for (const auto& c : p.classes)
+    if (c.options.size() > 1) macs += c.options.back().use[0] / 4;
+    else fixed += c.options[0].use[0];
   for (auto _ : state) {
     for (int i = 0; i < 100; ++i) {
       ms::Problem q = p;
-      q.budgets[0] = macs * 4 + (macs * 32) * i / 99;
+      q.budgets[0] = fixed + macs * 4 + (macs * 32) * i / 99;
       const ms::Solution s = ms::solve(q);
       benchmark::DoNotOptimize(s.objective);
     }

@@ -602,12 +602,19 @@ TEST(SearchLimpq, BudgetsFollowTheReadme) {
     macs += ind.macs[l];
     params += ind.params[l];
   }
-  EXPECT_EQ(p.budgets[0], macs * 12);
   const double p_total = static_cast<double>(params + 9408 + 2048000);
-  EXPECT_EQ(p.budgets[1], static_cast<std::int64_t>(std::floor(32.0 * p_total / 12.2)) - 8 * (9408 + 2048000));
-  EXPECT_EQ(p.classes.size(), 52u);
-  EXPECT_EQ(p.classes[0].options.size(), 25u);
-  EXPECT_EQ(p.classes[0].options[0].label, "w6a6");
+  // whole-network budgets: the 8-bit first conv and FC are in the problem as one-option classes
+  const std::int64_t conv1_macs = 9408LL * 112 * 112, fc_macs = 2048000;
+  EXPECT_EQ(p.budgets[0], macs * 12 + 64 * (conv1_macs + fc_macs));
+  EXPECT_EQ(p.budgets[1], static_cast<std::int64_t>(std::floor(32.0 * p_total / 12.2)));
+  ASSERT_EQ(p.classes.size(), 54u);
+  EXPECT_EQ(p.classes[0].name, "conv1");
+  ASSERT_EQ(p.classes[0].options.size(), 1u);
+  EXPECT_EQ(p.classes[0].options[0].label, "w8a8");
+  EXPECT_EQ(p.classes[0].options[0].use, (std::vector<std::int64_t>{64 * conv1_macs, 8 * 9408}));
+  EXPECT_EQ(p.classes[53].options.size(), 1u);
+  EXPECT_EQ(p.classes[1].options.size(), 25u);
+  EXPECT_EQ(p.classes[1].options[0].label, "w6a6");
   // the file's 1e8 entries are forbidden options, never costs
   int forbidden = 0;
   for (const auto& c : p.classes)

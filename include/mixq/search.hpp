@@ -11,6 +11,7 @@
 /// - search/hawq.hpp: HAWQ-V3 style costs (Hessian trace times weight perturbation).
 /// - search/pareto.hpp: sweeps over budgets, Pareto fronts.
 /// - search/width.hpp: width-multiplier alignment (Chin et al.).
+/// - search/policy.hpp: a solution as a per-layer policy (policy_from_solution, layer_bit_map for nn::set_bits).
 /// - search/json.hpp: problem and solution JSON (parse_problem, problem_to_json, solution_to_json).
 /// - search/cli.hpp: the mixq-search program as a function (run_cli).
 
@@ -23,5 +24,6 @@
 #include "mixq/search/hawq.hpp"
 #include "mixq/search/pareto.hpp"
 #include "mixq/search/width.hpp"
+#include "mixq/search/policy.hpp"
 #include "mixq/search/json.hpp"
 #include "mixq/search/cli.hpp"

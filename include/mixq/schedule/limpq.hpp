@@ -41,6 +41,7 @@
 #include "mixq/schedule/training.hpp"
 #include "mixq/search/cost_model.hpp"
 #include "mixq/search/objectives.hpp"
+#include "mixq/search/policy.hpp"
 #include "mixq/search/problem.hpp"
 #include "mixq/search/solver.hpp"
 
@@ -417,15 +418,8 @@ inline PolicySearch timed_search(const search::LayerTable& table, const std::fun
   ps.search_microseconds = median(times);
   if (sol.status != search::Status::optimal && sol.status != search::Status::feasible) return ps;
   ps.objective = sol.objective;
-  const auto idx = searchable_layers(table);
-  for (std::size_t c = 0; c < problem.classes.size(); ++c) {
-    const std::string& lab =
-        problem.classes[c].options[static_cast<std::size_t>(sol.choice[c])].label;  // "w4a3"
-    int w = 0, a = 0;
-    if (std::sscanf(lab.c_str(), "w%da%d", &w, &a) != 2) mixq::detail::fail("search: unexpected option label '", lab, "'");
-    ps.bits[table[idx[c]].name] = {w, a};
-  }
-  const search::BitPolicy p = to_bit_policy(table, ps.bits);
+  const search::BitPolicy p = search::policy_from_solution(table, problem, sol);
+  for (std::size_t i : searchable_layers(table)) ps.bits[table[i].name] = {p.weight_bits[i], p.activation_bits[i]};
   ps.bit_operations = search::total_bit_operations(table, p);
   ps.size_bits = search::model_size_bits(table, p);
   return ps;

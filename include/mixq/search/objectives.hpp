@@ -4,7 +4,9 @@
 /// - LIMPQ (Tang et al., ECCV 2022): cost = S_a(b_a) + alpha * S_w(b_w) from learned LSQ step sizes;
 /// - any user cost table over (weight, activation) bit-width options;
 /// - HAWQ-V3 style (Yao et al., ICML 2021) in hawq.hpp.
-/// Budgets are for the whole network; layers with fixed_bits use their fixed bit-width and are subtracted.
+/// Budgets are for the whole network: layers with fixed_bits are in the problem as one-option classes at their
+/// fixed bit-width (the solver folds them into constants), so a Solution's use is the whole network's and its
+/// choices cover every layer; policy_from_solution (search/policy.hpp) turns it into a BitPolicy.
 
 #include <cmath>
 #include <cstdint>
@@ -55,10 +57,13 @@ inline std::int64_t resource_use(Resource r, std::int64_t weights, std::int64_t 
 }
 }  // namespace detail
 
-/// The problem of a layer table with a user cost table.
+/// The problem of a layer table with a user cost table: one class per layer of the table, in table order.
 /// cost[l][o]: cost of options[o] for the l-th searchable layer (fixed_bits == 0, in table order);
 /// allowed (optional, same shape): false forbids the option. budgets: one per resource, whole network.
-/// macs_override (optional): MACs of the searchable layers to use instead of the table's (e.g. LIMPQ's hook).
+/// A fixed layer is a class with the single option "w{b}a{b}" (b = fixed_bits, cost 0): the budgets, the
+/// solution's use and its choices are the whole network's. Throws mixq::error when a budget is below the fixed
+/// layers' use alone. macs_override (optional): MACs of the searchable layers to use instead of the table's
+/// (e.g. LIMPQ's hook).
 inline Problem layer_problem(const LayerTable& table, const std::vector<std::vector<double>>& cost,
                              const std::vector<BitPair>& options, const std::vector<Resource>& resources,
                              const std::vector<std::int64_t>& budgets,
@@ -92,9 +97,17 @@ inline Problem layer_problem(const LayerTable& table, const std::vector<std::vec
     if (b[k] < 0)
       mixq::detail::fail("layer_problem: budget ", budgets[k], " of ", names[k],
                          " is below the use of the fixed-precision layers (", budgets[k] - b[k], ")");
-  Problem p(b, names);
-  for (std::size_t l = 0; l < searchable.size(); ++l) {
-    const Layer& layer = table[searchable[l]];
+  Problem p(budgets, names);
+  std::size_t l = 0;
+  for (const Layer& layer : table) {
+    if (layer.fixed_bits != 0) {
+      Option op;
+      op.label = label(BitPair{layer.fixed_bits, layer.fixed_bits});
+      for (Resource r : resources)
+        op.use.push_back(detail::resource_use(r, weight_count(layer), macs(layer), layer.fixed_bits, layer.fixed_bits));
+      p.add_class(layer.name, {std::move(op)});
+      continue;
+    }
     if (cost[l].size() != options.size())
       mixq::detail::fail("layer_problem: cost row ", l, " ('", layer.name, "') has ", cost[l].size(),
                          " entries, expected ", options.size());
@@ -114,6 +127,7 @@ inline Problem layer_problem(const LayerTable& table, const std::vector<std::vec
       opts.push_back(std::move(op));
     }
     p.add_class(layer.name, std::move(opts));
+    ++l;
   }
   return p;
 }
