@@ -14,12 +14,14 @@
 #include <mixq/mixq.hpp>
 #include <mixq/nn/checkpoint.hpp>
 #include <mixq/schedule.hpp>
+#include <mixq/detail/cli_args.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,61 +48,54 @@ struct Args {
   long bn_batches = 32;  // BN re-estimation after each fine-tune (batches of 128 training images; 0: off)
 };
 
-[[noreturn]] void usage(const std::string& msg) {
-  std::fprintf(stderr,
-               "error: %s\n"
-               "usage: limpq_fashion_mnist [--quick | --full] [--seed S] [--seeds N] [--data DIR] [--float FILE]\n"
-               "         [--save-float FILE] [--out-indicators FILE] [--json FILE] [--levels W2A2,W3A3,W4A4]\n"
-               "         [--size-budget] [--threads T] [--float-epochs N] [--indicator-epochs N]\n"
-               "         [--finetune-epochs N] [--indicator-batch N] [--float-limit N] [--indicator-limit N] [--finetune-limit N]\n"
-               "         [--test-limit N] [--bn-batches N]\n",
-               msg.c_str());
-  std::exit(2);
-}
-
-Args parse(int argc, char** argv) {
+// Parses the command line (mixq/detail/cli_args.hpp: --help, --version, strict numbers, exit 2 on bad input).
+std::optional<Args> parse(int argc, char** argv, int& exit_code) {
+  namespace cli = mixq::detail::cli;
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage("missing value after " + k);
-      return argv[++i];
-    };
-    auto num = [&]() -> long {
-      const std::string v = next();
-      char* end = nullptr;
-      const long x = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || x < 0) usage("bad value '" + v + "' for " + k);
-      return x;
-    };
-    if (k == "--quick") a.full = false;
-    else if (k == "--full") a.full = true;
-    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(num());
-    else if (k == "--seeds") a.seeds = static_cast<int>(num());
-    else if (k == "--data") a.data = next();
-    else if (k == "--float") a.float_file = next();
-    else if (k == "--save-float") a.save_float = next();
-    else if (k == "--out-indicators") a.out_indicators = next();
-    else if (k == "--json") a.json_file = next();
-    else if (k == "--model") a.model = next();
-    else if (k == "--size-budget") a.size_budget = true;
-    else if (k == "--threads") a.threads = static_cast<int>(num());
-    else if (k == "--float-epochs") a.float_epochs = static_cast<int>(num());
-    else if (k == "--indicator-epochs") a.indicator_epochs = static_cast<int>(num());
-    else if (k == "--finetune-epochs") a.finetune_epochs = static_cast<int>(num());
-    else if (k == "--indicator-batch") a.indicator_batch = num();
-    else if (k == "--float-limit") a.float_limit = num();
-    else if (k == "--indicator-limit") a.indicator_limit = num();
-    else if (k == "--finetune-limit") a.finetune_limit = num();
-    else if (k == "--test-limit") a.test_limit = num();
-    else if (k == "--bn-batches") a.bn_batches = num();
-    else if (k == "--levels") {
-      a.levels.clear();
-      std::stringstream ss(next());
-      std::string item;
-      while (std::getline(ss, item, ',')) a.levels.push_back(item);
-    } else usage("unknown argument " + k);
+  std::string levels = "W2A2,W3A3,W4A4";
+  cli::Parser p("limpq_fashion_mnist",
+                "LIMPQ (Tang et al., ECCV 2022) end to end on Fashion-MNIST: float training, joint indicator training,\n"
+                "the exact search at the BitOps of uniform levels, LSQ fine-tuning, uniform / Hessian / random baselines.");
+  p.flag("--quick", a.full, "subsets and short schedules, about 3 minutes on 2 cores (the default)", false);
+  p.flag("--full", a.full, "3 seeds, full training set, longer schedules (docs/RESULTS.md)");
+  p.option("--seed", a.seed, "S", "first seed");
+  p.option("--seeds", a.seeds, "N", "number of seeds", 1, 100);
+  p.set_default_text("--seeds", "1 with --quick, 3 with --full");
+  p.option("--data", a.data, "DIR", "Fashion-MNIST folder (default: the Debian package's)");
+  p.option("--float", a.float_file, "FILE", "start from this float checkpoint instead of training one");
+  p.option("--save-float", a.save_float, "FILE", "write the trained float checkpoint");
+  p.option("--out-indicators", a.out_indicators, "FILE", "write the learned indicators (LIMPQ's column format)");
+  p.option("--json", a.json_file, "FILE", "write the report as JSON");
+  p.choice("--model", a.model, {"mlp", "resnet", "mobilenet"}, "network");
+  p.option("--levels", levels, "LIST", "comma-separated uniform levels whose BitOps are the budgets");
+  p.flag("--size-budget", a.size_budget, "also bound the model size by the level's");
+  p.option("--threads", a.threads, "T", "worker threads", 1, 256);
+  p.option("--float-epochs", a.float_epochs, "N", "float training epochs", 1, 10000);
+  p.set_default_text("--float-epochs", "1 with --quick, 5 with --full");
+  p.option("--indicator-epochs", a.indicator_epochs, "N", "indicator training epochs", 1, 10000);
+  p.set_default_text("--indicator-epochs", "1");
+  p.option("--finetune-epochs", a.finetune_epochs, "N", "fine-tuning epochs per policy", 1, 10000);
+  p.set_default_text("--finetune-epochs", "1");
+  p.option("--indicator-batch", a.indicator_batch, "N", "indicator training batch size", 2, 100000);
+  p.set_default_text("--indicator-batch", "64 with --quick, 128 with --full");
+  p.option("--float-limit", a.float_limit, "N", "float training images (0: all)", 0);
+  p.set_default_text("--float-limit", "20000 with --quick, all with --full");
+  p.option("--indicator-limit", a.indicator_limit, "N", "indicator training images (0: all)", 0);
+  p.set_default_text("--indicator-limit", "3000 with --quick, 20000 with --full");
+  p.option("--finetune-limit", a.finetune_limit, "N", "fine-tuning images per policy (0: all)", 0);
+  p.set_default_text("--finetune-limit", "5000 with --quick, 30000 with --full");
+  p.option("--test-limit", a.test_limit, "N", "test images (0: all)", 0);
+  p.set_default_text("--test-limit", "all");
+  p.option("--bn-batches", a.bn_batches, "N", "BN re-estimation batches after each fine-tune (0: off)", 0);
+  p.notes("Prints a table and, with --json FILE, writes it (schedule/limpq_report.hpp describes the fields).");
+  if (auto code = p.parse(argc, argv)) {
+    exit_code = *code;
+    return std::nullopt;
   }
+  a.levels.clear();
+  std::stringstream ss(levels);
+  std::string item;
+  while (std::getline(ss, item, ',')) a.levels.push_back(item);
   auto dflt = [](auto& v, auto quick, auto full, bool is_full) {
     if (v < 0) v = is_full ? full : quick;
   };
@@ -113,9 +108,14 @@ Args parse(int argc, char** argv) {
   dflt(a.finetune_limit, 5000L, 30000L, a.full);
   dflt(a.test_limit, 0L, 0L, a.full);
   if (a.seeds == 0) a.seeds = a.full ? 3 : 1;
-  if (a.threads < 1 || a.float_epochs < 1 || a.indicator_epochs < 1 || a.finetune_epochs < 1)
-    usage("threads and epochs must be >= 1");
-  if (a.levels.empty()) usage("--levels is empty");
+  try {
+    if (a.levels.empty()) mixq::detail::fail("--levels is empty");
+    for (const std::string& lv : a.levels) (void)search::parse_level(lv);
+  } catch (const mixq::error& e) {
+    std::cerr << "limpq_fashion_mnist: --levels: " << e.what() << "\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
   return a;
 }
 
@@ -145,7 +145,10 @@ std::string limit_text(long n) { return n > 0 ? std::to_string(n) : std::string(
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args args = parse(argc, argv);
+  int exit_code = 0;
+  const std::optional<Args> parsed = parse(argc, argv, exit_code);
+  if (!parsed) return exit_code;
+  const Args& args = *parsed;
   try {
     const auto t_start = std::chrono::steady_clock::now();
     nn::set_num_threads(args.threads);
@@ -392,8 +395,11 @@ int main(int argc, char** argv) {
       write_json(args.json_file, j);
       std::printf("wrote %s\n", args.json_file.c_str());
     }
+  } catch (const mixq::error& e) {  // bad input: a file, the data set, an argument value
+    std::fprintf(stderr, "%s: %s\n", "limpq_fashion_mnist", mixq::detail::cli::printable(e.what()).c_str());
+    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", "limpq_fashion_mnist", mixq::detail::cli::printable(e.what()).c_str());
     return 1;
   }
   return 0;

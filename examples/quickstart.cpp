@@ -1,6 +1,7 @@
 // Quickstart: signal-to-quantization-noise ratio (SQNR) of a Gaussian weight tensor fake-quantized at 2..8
 // bits with mixq's SIMD kernels, per tensor and per channel (256 output channels, max-abs scales).
 #include <mixq/mixq.hpp>
+#include <mixq/detail/cli_args.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -22,8 +23,13 @@ double sqnr_db(const std::vector<float>& x, const std::vector<float>& y) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   namespace mk = mixq::kernels;
+  mixq::detail::cli::Parser parser("quickstart",
+                                   "The active SIMD ISA and the signal-to-quantization-noise ratio (SQNR) of a Gaussian\n"
+                                   "weight tensor [256][4096] fake-quantized at 2..8 bits, per tensor and per channel.");
+  parser.notes("environment: MIXQ_FORCE_ISA=scalar|avx2|avx512 (any case) runs the kernels on that ISA.");
+  if (auto code = parser.parse(argc, argv)) return *code;
   // Weights [256][4096] (1M values): Gaussian rows whose standard deviations spread over a factor of ~20, as
   // the output channels of a trained layer do.
   const std::ptrdiff_t channels = 256, inner = 4096, n = channels * inner;

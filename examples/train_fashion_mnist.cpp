@@ -2,11 +2,14 @@
 // --abits are 32, LSQ quantization-aware training (from a float checkpoint given by --init) otherwise.
 //
 //   train_fashion_mnist --model resnet --epochs 10 --out resnet_fp32.safetensors
-//   train_fashion_mnist --model resnet --epochs 5 --wbits 4 --abits 4 --init resnet_fp32.safetensors
+//   train_fashion_mnist --model resnet --epochs 5 --wbits 4 --abits 4 --init resnet_fp32.safetensors \
+//       --export resnet_w4a4.safetensors
 //
+// --out writes a training checkpoint (float weights and the step sizes of every bit-width, to resume from);
+// --export writes the quantized model (BN folded, weights quantized with the learned step sizes and packed).
 // The last line is "test_accuracy=0.XXXX epoch_seconds=S" (S: mean wall time of one training epoch).
 #include <mixq/mixq.hpp>
-#include <mixq/nn/checkpoint.hpp>
+#include <mixq/detail/cli_args.hpp>
 
 #include <unistd.h>
 
@@ -16,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace nn = mixq::nn;
@@ -27,9 +31,9 @@ struct Args {
   int epochs = 10;
   int wbits = 32, abits = 32;
   std::uint64_t seed = 1;
-  std::string init, out, data;
+  std::string init, out, export_file, data;
   int batch = 128;
-  float lr = -1.f;  // default: 0.1 float (one-cycle), 0.01 QAT (cosine)
+  float lr = 0.f;  // 0: 0.1 float (one-cycle), 0.01 QAT (cosine)
   float weight_decay = 5e-4f;
   float label_smoothing = 0.f;
   int threads = 2;
@@ -38,46 +42,45 @@ struct Args {
   bool per_tensor = false;
 };
 
-[[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "error: %s\n"
-               "usage: train_fashion_mnist [--model mlp|resnet|mobilenet] [--epochs N] [--wbits B] [--abits B]\n"
-               "         [--seed S] [--init FILE] [--out FILE] [--data DIR] [--batch N] [--lr LR] [--wd WD]\n"
-               "         [--label-smoothing E] [--threads T] [--train-limit N] [--test-limit N] [--augment]\n"
-               "         [--per-tensor]\n",
-               msg);
-  std::exit(2);
-}
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage(("missing value after " + k).c_str());
-      return argv[++i];
-    };
-    if (k == "--model") a.model = next();
-    else if (k == "--epochs") a.epochs = std::stoi(next());
-    else if (k == "--wbits") a.wbits = std::stoi(next());
-    else if (k == "--abits") a.abits = std::stoi(next());
-    else if (k == "--seed") a.seed = std::stoull(next());
-    else if (k == "--init") a.init = next();
-    else if (k == "--out") a.out = next();
-    else if (k == "--data") a.data = next();
-    else if (k == "--batch") a.batch = std::stoi(next());
-    else if (k == "--lr") a.lr = std::stof(next());
-    else if (k == "--wd") a.weight_decay = std::stof(next());
-    else if (k == "--label-smoothing") a.label_smoothing = std::stof(next());
-    else if (k == "--threads") a.threads = std::stoi(next());
-    else if (k == "--train-limit") a.train_limit = std::stol(next());
-    else if (k == "--test-limit") a.test_limit = std::stol(next());
-    else if (k == "--augment") a.augment = true;
-    else if (k == "--per-tensor") a.per_tensor = true;
-    else usage(("unknown argument " + k).c_str());
-  }
-  if (a.epochs < 1 || a.batch < 2 || a.threads < 1) usage("epochs, batch and threads must be positive");
-  return a;
+// Parses the command line (mixq/detail/cli_args.hpp: --help, --version, strict numbers, exit 2 on bad input).
+std::optional<int> parse(int argc, char** argv, Args& a) {
+  namespace cli = mixq::detail::cli;
+  cli::Parser p("train_fashion_mnist",
+                "Trains an MLP, a small ResNet or a small MobileNetV2 on Fashion-MNIST: float training when --wbits and\n"
+                "--abits are 32, LSQ quantization-aware training (from a float checkpoint given by --init) otherwise.");
+  p.choice("--model", a.model, {"mlp", "resnet", "mobilenet"}, "network");
+  p.option("--epochs", a.epochs, "N", "training epochs", 1, 100000);
+  p.option("--wbits", a.wbits, "B", "weight bits of the searchable layers (32: float; first and last layer 8)", 2, 32);
+  p.option("--abits", a.abits, "B", "activation bits (32: float)", 2, 32);
+  p.option("--seed", a.seed, "S", "initialisation and shuffling seed");
+  p.option("--init", a.init, "FILE", "start from this checkpoint (e.g. the float model for QAT)");
+  p.option("--out", a.out, "FILE", "write a training checkpoint (float weights, every step size) at the end");
+  p.option("--export", a.export_file, "FILE",
+           "write the quantized model at the end: BN folded, weights quantized with the learned step sizes and "
+           "packed (nn/export.hpp, docs/FORMAT.md)");
+  p.option("--data", a.data, "DIR", "Fashion-MNIST folder (default: the Debian package's)");
+  p.option("--batch", a.batch, "N", "batch size", 2, 1000000);
+  p.option("--lr", a.lr, "LR", "peak learning rate (0: 0.1 for float training, 0.01 for QAT)", 0.0, 100.0);
+  p.option("--wd", a.weight_decay, "WD", "weight decay", 0.0, 1.0);
+  p.option("--label-smoothing", a.label_smoothing, "E", "label smoothing", 0.0, 0.999);
+  p.option("--threads", a.threads, "T", "worker threads", 1, 256);
+  p.option("--train-limit", a.train_limit, "N", "training images per epoch (0: all)", 0);
+  p.option("--test-limit", a.test_limit, "N", "test images (0: all)", 0);
+  p.flag("--augment", a.augment, "random crops and flips");
+  p.flag("--per-tensor", a.per_tensor, "one weight step size per layer instead of per output channel");
+  p.notes("examples:\n"
+          "  train_fashion_mnist --model resnet --epochs 10 --out resnet_fp32.safetensors\n"
+          "  train_fashion_mnist --model resnet --epochs 5 --wbits 4 --abits 4 --init resnet_fp32.safetensors \\\n"
+          "      --export resnet_w4a4.safetensors\n"
+          "The last line is \"test_accuracy=0.XXXX epoch_seconds=S\" (S: mean wall time of one training epoch).");
+  if (auto code = p.parse(argc, argv)) return code;
+  for (int b : {a.wbits, a.abits})
+    if (b != 32 && (b < 2 || b > 8 || b == 7)) {
+      std::cerr << "train_fashion_mnist: --wbits and --abits must be 32 or a candidate bit-width (2, 3, 4, 5, 6, 8), "
+                << "got " << b << "\n" << p.usage() << "Try 'train_fashion_mnist --help'.\n";
+      return 2;
+    }
+  return std::nullopt;
 }
 
 // CPU time of the process (all threads), seconds: on a shared machine it tracks the work done.
@@ -114,7 +117,8 @@ EvalResult evaluate(nn::Sequential& model, const mixq::io::ImageSet& set, long l
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args args = parse(argc, argv);
+  Args args;
+  if (auto code = parse(argc, argv, args)) return *code;
   try {
     nn::set_num_threads(args.threads);
     const auto data = mixq::io::load_fashion_mnist(args.data);
@@ -131,15 +135,20 @@ int main(int argc, char** argv) {
         args.train_limit > 0 ? std::min<nn::Index>(args.train_limit, data.train.size()) : data.train.size();
     const nn::Index steps_per_epoch = (n_train + args.batch - 1) / args.batch;
     const nn::Index total_steps = steps_per_epoch * args.epochs;
-    const float lr = args.lr > 0 ? args.lr : (quantized ? 0.01f : 0.1f);
+    const float lr = args.lr > 0 ? args.lr : (quantized ? 0.01f : 0.1f);  // --lr 0: the default
     auto params = nn::trainable_parameters(*model);
     nn::Sgd opt(params, lr, 0.9f, true, args.weight_decay);
     std::mt19937_64 rng(args.seed);
     const bool tty = isatty(STDOUT_FILENO) != 0;
 
-    std::printf("model=%s wbits=%d abits=%d params=%zu train=%td test=%td threads=%d lr=%g%s\n", args.model.c_str(),
-                args.wbits, args.abits, params.size(), n_train, data.test.size(), args.threads, lr,
-                args.init.empty() ? "" : (" init=" + args.init).c_str());
+    std::size_t n_params = 0;
+    for (const nn::Parameter* q : params) n_params += static_cast<std::size_t>(q->value.size());
+    const nn::Index n_test =
+        args.test_limit > 0 ? std::min<nn::Index>(args.test_limit, data.test.size()) : data.test.size();
+    std::printf("model=%s wbits=%d abits=%d trainable_tensors=%zu trainable_parameters=%zu train_images=%td "
+                "test_images=%td threads=%d lr=%g%s\n",
+                args.model.c_str(), args.wbits, args.abits, params.size(), n_params, n_train, n_test, args.threads,
+                lr, args.init.empty() ? "" : (" init=" + args.init).c_str());
     if (quantized) {
       // Initialise the step sizes on the first batch (LSQ's rule), as the first training forward would.
       std::printf("quantized layers:");
@@ -198,11 +207,23 @@ int main(int argc, char** argv) {
     }
     if (!args.out.empty()) {
       nn::save_checkpoint(*model, args.out);
-      std::printf("saved %s\n", args.out.c_str());
+      std::printf("saved checkpoint %s\n", args.out.c_str());
+    }
+    if (!args.export_file.empty()) {
+      model->set_training(false);
+      nn::save_quantized_model(*model, args.export_file, {{"model", args.model}});
+      const auto m = mixq::io::read_quantized_model(args.export_file);
+      std::size_t bytes = 0;
+      for (const auto& [name, t] : m.quantized) bytes += t.storage_bytes();
+      std::printf("exported %s: %zu quantized tensors (%zu bytes of codes, scales and zero points), %zu float "
+                  "tensors\n", args.export_file.c_str(), m.quantized.size(), bytes, m.floats.size());
     }
     std::printf("test_accuracy=%.4f epoch_seconds=%.2f\n", test.accuracy, train_seconds / args.epochs);
+  } catch (const mixq::error& e) {  // bad input: a file, the data set, an argument value
+    std::fprintf(stderr, "train_fashion_mnist: %s\n", mixq::detail::cli::printable(e.what()).c_str());
+    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "train_fashion_mnist: %s\n", mixq::detail::cli::printable(e.what()).c_str());
     return 1;
   }
   return 0;

@@ -1,6 +1,7 @@
 // Tests of the JSON problem format and the mixq-search program, run in-process through run_cli.
 #include <mixq/search/cli.hpp>
 #include <mixq/search/json.hpp>
+#include <mixq/search/policy.hpp>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -67,7 +68,7 @@ TEST(SearchJson, CliSolvesStdinAndReportsInfeasible) {
   nlohmann::json tight = nlohmann::json::parse(kProblem);
   tight["budgets"] = {3, 3};
   const CliRun t = run({"-"}, tight.dump());
-  ASSERT_EQ(t.code, 0) << t.err;
+  ASSERT_EQ(t.code, ms::cli_infeasible) << t.err;  // its own exit code, the solution JSON on stdout
   const nlohmann::json k = nlohmann::json::parse(t.out);
   EXPECT_EQ(k["status"], "infeasible");
   EXPECT_EQ(k["infeasible_resource"], 0);
@@ -82,7 +83,11 @@ TEST(SearchJson, CliLimpqMode) {
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["status"], "optimal");
   EXPECT_NEAR(j["objective"].get<double>(), 4.61743923, 5e-9);
-  EXPECT_EQ(j["choices"].size(), 52u);
+  EXPECT_EQ(j["choices"].size(), 54u);  // 52 searchable layers and the 8-bit first conv and FC
+  // the whole network's use, within the whole network's budgets
+  EXPECT_EQ(j["use"].size(), 2u);
+  EXPECT_LE(j["use"][0].get<std::int64_t>(), j["budgets"][0].get<std::int64_t>());
+  EXPECT_GT(j["use"][0].get<std::int64_t>(), j["budgets"][0].get<std::int64_t>() / 2);
   EXPECT_EQ(run({"--limpq", "resnet50", file, "--level", "3A4", "--ratio", "12.2"}).code, 2);
   EXPECT_EQ(run({"--limpq", "vgg16", file, "--level", "W3A4", "--ratio", "12.2"}).code, 2);
   EXPECT_EQ(run({"--limpq", "resnet18", file, "--level", "W3A4", "--ratio", "12.2"}).code, 2);  // 52 rows vs 19 layers
@@ -198,9 +203,78 @@ TEST(SearchJson, ProblemToJsonRoundTrips) {
   EXPECT_DOUBLE_EQ(nlohmann::json::parse(r.out)["objective"].get<double>(), ms::solve(p).objective);
 }
 
+TEST(SearchJson, CliBehavesLikeAUnixTool) {
+  const CliRun help = run({"--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_EQ(help.err, "");
+  for (const char* s : {"usage: mixq-search", "--time-limit", "\"budgets\"", "\"ties\"", "resnet50", "mobilenet_v2",
+                        "exit codes", "1 infeasible"})
+    EXPECT_NE(help.out.find(s), std::string::npos) << s;
+  EXPECT_EQ(run({"-h"}).out, help.out);
+  const CliRun version = run({"--version"});
+  EXPECT_EQ(version.code, 0);
+  EXPECT_EQ(version.out, std::string("mixq-search (mixq ") + mixq::version_string + ")\n");
+  // no argument: the usage on stderr, exit 2
+  const CliRun none = run({});
+  EXPECT_EQ(none.code, 2);
+  EXPECT_EQ(none.out, "");
+  EXPECT_NE(none.err.find("usage: mixq-search"), std::string::npos) << none.err;
+  const CliRun unknown = run({"--frobnicate"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find("unknown option '--frobnicate'"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("usage: mixq-search"), std::string::npos) << unknown.err;
+  EXPECT_NE(run({"--limpq", "resnet50"}).err.find("--limpq needs 2 values"), std::string::npos);
+  // strict numbers
+  EXPECT_EQ(run({"--node-limit", "2x", "-"}, kProblem).code, 2);
+  EXPECT_EQ(run({"--node-limit", "-1", "-"}, kProblem).code, 2);
+  EXPECT_EQ(run({"--time-limit", "1e", "-"}, kProblem).code, 2);
+  EXPECT_EQ(run({"--time-limit", "nan", "-"}, kProblem).code, 2);
+  EXPECT_EQ(run({"--node-limit", "5", "-"}, kProblem).code, 0);
+  // binary garbage is reported with escapes, on one line
+  const CliRun garbage = run({"-"}, std::string("\x01\xff\x1b[31m\n\x00garbage", 16));
+  EXPECT_EQ(garbage.code, 2);
+  EXPECT_EQ(garbage.err.find('\x1b'), std::string::npos) << garbage.err;
+  EXPECT_EQ(garbage.err.find('\x01'), std::string::npos) << garbage.err;
+  EXPECT_EQ(garbage.err.find('\n'), garbage.err.size() - 1) << garbage.err;
+}
+
+// A layer problem's solution covers the whole network: use totals with the 8-bit layers included (the budgets
+// are the network's), and policy_from_solution gives every layer's bits, as total_bit_operations counts them.
+TEST(SearchPolicy, SolutionUseIsTheWholeNetworkAndGivesAPolicy) {
+  const ms::LayerTable t = ms::resnet18();
+  const ms::LimpqIndicators ind = ms::synthetic_limpq_indicators(t, 5);
+  const ms::LimpqBudgets b = ms::limpq_budgets(t, ind, 3, 4, 10.0, false);
+  const ms::Problem p = ms::limpq_problem(t, ind, b, 2.0, false);
+  EXPECT_EQ(p.budgets, (std::vector<std::int64_t>{b.bit_operations, b.size_bits}));
+  const ms::Solution s = ms::solve(p);
+  ASSERT_EQ(s.status, ms::Status::optimal);
+  const ms::BitPolicy policy = ms::policy_from_solution(t, p, s);
+  ASSERT_EQ(policy.weight_bits.size(), t.size());
+  EXPECT_EQ(policy.weight_bits.front(), 8);
+  EXPECT_EQ(policy.activation_bits.back(), 8);
+  EXPECT_EQ(s.use[0], ms::total_bit_operations(t, policy));
+  EXPECT_EQ(s.use[1], ms::model_size_bits(t, policy));
+  EXPECT_LE(s.use[0], b.bit_operations);
+  const auto map = ms::layer_bit_map(t, policy);
+  ASSERT_EQ(map.size(), t.size());
+  EXPECT_EQ(map.at(t[1].name), std::make_pair(policy.weight_bits[1], policy.activation_bits[1]));
+  // the JSON round trip of the problem solves to the same policy through the CLI
+  const CliRun r = run({"-"}, ms::problem_to_json(p).dump());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["use"][0].get<std::int64_t>(), s.use[0]);
+  // no solution, no policy; labels must be w{w}a{a}
+  ms::Problem tight = p;
+  tight.budgets[0] = 1;
+  EXPECT_THROW(ms::policy_from_solution(t, tight, ms::solve(tight)), mixq::error);
+  EXPECT_THROW(ms::parse_label("w4"), mixq::error);
+  EXPECT_THROW(ms::parse_label("w4a8x"), mixq::error);
+  EXPECT_EQ(ms::parse_label("w4a8").activation_bits, 8);
+}
+
 TEST(SearchJson, NodeLimitGivesFeasibleOrOptimal) {
   const CliRun r = run({"--node-limit", "1", "-"}, kProblem);
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(r.code == 0 || r.code == ms::cli_unknown) << r.err;
   const std::string status = nlohmann::json::parse(r.out)["status"];
   EXPECT_TRUE(status == "optimal" || status == "feasible" || status == "unknown") << status;
 }

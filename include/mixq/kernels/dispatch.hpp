@@ -118,7 +118,7 @@ inline const KernelTable* initial_table() {
   const char* forced = std::getenv("MIXQ_FORCE_ISA");
   if (forced != nullptr && *forced != '\0') {
     for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
-      if (std::string(forced) == isa_name(isa)) {
+      if (equal_ignoring_case(forced, isa_name(isa))) {  // "AVX2" is avx2
         if (!cpu_supports(isa))
           mixq::detail::fail("MIXQ_FORCE_ISA: ISA '", forced, "' is not available on this CPU (available: ",
                              available_list(), ")");
@@ -151,8 +151,8 @@ inline const KernelTable& active() {
 
 }  // namespace detail
 
-/// The ISA the kernels run on: MIXQ_FORCE_ISA if set (read on first use; throws mixq::error if it names an
-/// unknown ISA or one the CPU lacks), else the last force_isa(), else the best the CPU supports.
+/// The ISA the kernels run on: MIXQ_FORCE_ISA if set (read on first use, case-insensitive; throws mixq::error if
+/// it names an unknown ISA or one the CPU lacks, on every call until it is fixed), else the last force_isa(), else the best the CPU supports.
 inline Isa active_isa() { return detail::active_slot().load(std::memory_order_acquire)->isa; }
 
 /// Every ISA this build and CPU can run, scalar first, best last.

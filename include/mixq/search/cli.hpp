@@ -1,7 +1,6 @@
 #pragma once
 /// @file
 /// The mixq-search program as a function (examples/mixq_search.cpp calls it; tests call it in-process).
-/// Needs nlohmann_json; not included by <mixq/mixq.hpp>.
 ///
 ///   mixq-search [--time-limit S] [--node-limit N] [--pretty] PROBLEM.json|-
 ///   mixq-search --limpq NETWORK INDICATORS --level W3A4 --ratio 12.2 [--alpha 2] [--exact-macs] [...]
@@ -10,7 +9,9 @@
 /// LIMPQ problem of a built-in network (resnet18, resnet50, mobilenet_v2; first conv and FC at 8 bits) from an
 /// indicator file in the column format of LIMPQ's published indicators, with budgets: BitOps of the level
 /// "W3A4" and size = 32 * weights / ratio; --exact-macs uses the table's MACs instead of the file's column.
-/// Writes the solution JSON to stdout. Bad input: one line "mixq-search: <message>" on stderr, exit code 2.
+/// Writes the solution JSON to stdout. Exit codes (cli_exit_codes): 0 a solution (optimal, or feasible when a limit
+/// stopped the proof), 1 infeasible (the solution JSON says which budget), 3 no solution found within the limits,
+/// 2 bad input (one line "mixq-search: <message>" on stderr; argument errors also print the usage).
 
 #include <cmath>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mixq/detail/cli_args.hpp"
 #include "mixq/error.hpp"
 #include "mixq/search/json.hpp"
 #include "mixq/search/networks.hpp"
@@ -30,104 +32,130 @@
 
 namespace mixq::search {
 
+/// Exit codes of mixq-search.
+enum cli_exit_codes : int {
+  cli_solved = 0,      ///< optimal, or feasible with a proven gap when a node or time limit stopped the search
+  cli_infeasible = 1,  ///< proven infeasible: no choice meets every budget
+  cli_bad_input = 2,   ///< bad arguments, unreadable or invalid problem, bad MIXQ_FORCE_ISA
+  cli_unknown = 3      ///< a limit stopped the search before any solution was found
+};
+
 namespace detail {
-inline double parse_number(const std::string& flag, const std::string& v) {
-  char* end = nullptr;
-  const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || !std::isfinite(d)) mixq::detail::fail(flag, " expects a number, got '", v, "'");
-  return d;
+
+inline const char* cli_notes() {
+  return "PROBLEM JSON (a file, or '-' for stdin):\n"
+         "  {\"budgets\": [B0, B1, ...],                       one budget per resource row, integers >= 0\n"
+         "   \"resources\": [\"BitOps\", \"size\", ...],          optional: names of the rows, for messages\n"
+         "   \"layers\": [{\"name\": \"conv1\",\n"
+         "               \"options\": [{\"label\": \"w4a4\", \"cost\": 1.5, \"use\": [U0, U1, ...],\n"
+         "                            \"allowed\": true}, ...],   label and allowed optional\n"
+         "               \"fixed\": 0}, ...],                    optional: the only option index allowed\n"
+         "   \"ties\": [[\"conv2\", \"down\"], ...]}                optional: layers that take the same option index\n"
+         "  The solver picks one allowed option per layer, minimising the summed cost with every row's summed use\n"
+         "  within its budget. Integers may be written 1e9 or 10.0; any other key is an error (exit 2).\n"
+         "\n"
+         "SOLUTION JSON (stdout):\n"
+         "  {\"status\": \"optimal\"|\"feasible\"|\"infeasible\"|\"unknown\", \"objective\": number|null,\n"
+         "   \"choices\": [{\"layer\": \"conv1\", \"option\": 1, \"label\": \"w4a4\"}, ...], \"use\": [...],\n"
+         "   \"bound\": ..., \"gap\": ..., \"nodes\": N, \"solve_seconds\": S}\n"
+         "  infeasible: also \"infeasible_resource\", \"minimum_use\", \"message\".\n"
+         "  --limpq: also \"budgets\" [BitOps, size bits]. Its layers include the 8-bit first and last layers (one\n"
+         "  option each): \"use\" and the budgets are the whole network's.\n"
+         "\n"
+         "--limpq NETWORK INDICATORS: NETWORK is resnet18, resnet50 or mobilenet_v2 (torchvision, 224x224);\n"
+         "  INDICATORS has one line per searchable layer: params MACs S_w(6) .. S_w(2) S_a(6) .. S_a(2)\n"
+         "  (LIMPQ's published format). Budgets: BitOps of the uniform --level, size 32 * weights / --ratio.\n"
+         "\n"
+         "exit codes: 0 solved (optimal, or feasible when a limit stopped the proof), 1 infeasible,\n"
+         "            2 bad input or arguments, 3 no solution found within the limits.\n"
+         "\n"
+         "examples:\n"
+         "  mixq-search problem.json\n"
+         "  mixq-search --limpq resnet50 limpq_r50_real.txt --level W3A4 --ratio 12.2 --pretty\n";
 }
 
-inline const char* cli_usage() {
-  return "usage: mixq-search [--time-limit S] [--node-limit N] [--pretty] PROBLEM.json|-\n"
-         "       mixq-search --limpq NETWORK INDICATORS --level W3A4 --ratio 12.2 [--alpha 2] [--exact-macs]\n";
+/// The exit code of a solve's status.
+inline int cli_exit_code(Status s) {
+  switch (s) {
+    case Status::optimal:
+    case Status::feasible: return cli_solved;
+    case Status::infeasible: return cli_infeasible;
+    default: return cli_unknown;
+  }
 }
+
 }  // namespace detail
 
-/// Runs mixq-search with argv (argv[0] is the program name); returns the exit code (0, or 2 on bad input).
+/// Runs mixq-search with argv (argv[0] is the program name); returns the exit code (cli_exit_codes).
 inline int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
+  namespace cli = mixq::detail::cli;
+  SolveOptions options;
+  bool pretty = false, exact_macs = false;
+  std::string level, network, indicators, problem_path;
+  double ratio = 0.0, alpha = 2.0;
+  cli::Parser parser("mixq-search",
+                     "Exact mixed-precision bit-width search: one option per layer, minimum summed cost, every\n"
+                     "budget met. Reads a JSON problem (or builds LIMPQ's with --limpq), writes the solution JSON.");
+  parser.option("--time-limit", options.time_limit_seconds, "S", "stop the branch and bound after S seconds (0: none)",
+                0.0, 1e9);
+  parser.option("--node-limit", options.node_limit, "N", "stop after N branch-and-bound nodes (0: none)", 0);
+  parser.flag("--pretty", pretty, "indent the solution JSON");
+  parser.option_values("--limpq", 2, "NETWORK INDICATORS", "build LIMPQ's problem of a built-in network",
+                       [&](const std::vector<std::string>& v) {
+                         network = v[0];
+                         indicators = v[1];
+                       });
+  parser.option("--level", level, "W3A4", "--limpq: the uniform level whose BitOps are the budget");
+  parser.option("--ratio", ratio, "R", "--limpq: size budget = 32 * weights / R (R > 0)", 1e-9, 1e9);
+  parser.option("--alpha", alpha, "A", "--limpq: cost S_a(b_a) + A * S_w(b_w)", 0.0, 1e9);
+  parser.flag("--exact-macs", exact_macs, "--limpq: the network table's MACs instead of the file's column");
+  parser.positional("PROBLEM.json|-", problem_path, "the problem file, or - for stdin (not with --limpq)", false);
+  parser.notes(detail::cli_notes());
+  if (auto code = parser.parse(args, out, err)) return *code;
+  const bool limpq = parser.given("--limpq");
+  auto usage_error = [&](const std::string& msg) {
+    err << "mixq-search: " << msg << "\n" << parser.usage() << "Try 'mixq-search --help'.\n";
+    return cli_bad_input;
+  };
+  if (limpq) {
+    if (!problem_path.empty()) return usage_error("--limpq takes no problem file, got '" + cli::printable(problem_path) + "'");
+    if (level.empty()) return usage_error("--limpq needs --level (e.g. W3A4)");
+    if (!parser.given("--ratio")) return usage_error("--limpq needs --ratio (e.g. 12.2)");
+  } else {
+    if (problem_path.empty()) return usage_error("no problem file (give a path, or '-' for stdin)");
+    for (const char* f : {"--level", "--ratio", "--alpha", "--exact-macs"})
+      if (parser.given(f)) return usage_error(std::string(f) + " is an option of --limpq");
+  }
   try {
-    SolveOptions options;
-    bool pretty = false, limpq = false, exact_macs = false;
-    std::string level, network, indicators, problem_path;
-    double ratio = 0.0, alpha = 2.0;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-      const std::string& a = args[i];
-      auto value = [&]() -> const std::string& {
-        if (i + 1 >= args.size()) mixq::detail::fail(a, " needs a value");
-        return args[++i];
-      };
-      if (a == "--help" || a == "-h") {
-        out << detail::cli_usage();
-        return 0;
-      } else if (a == "--time-limit") {
-        options.time_limit_seconds = detail::parse_number(a, value());
-        if (options.time_limit_seconds < 0) mixq::detail::fail("--time-limit must be >= 0, got ", options.time_limit_seconds);
-      } else if (a == "--node-limit") {
-        const double n = detail::parse_number(a, value());
-        if (n < 0 || n != std::floor(n)) mixq::detail::fail("--node-limit must be a non-negative integer, got ", n);
-        options.node_limit = static_cast<std::int64_t>(n);
-      } else if (a == "--pretty") {
-        pretty = true;
-      } else if (a == "--limpq") {
-        limpq = true;
-        network = value();
-        indicators = value();
-      } else if (a == "--level") {
-        level = value();
-      } else if (a == "--ratio") {
-        ratio = detail::parse_number(a, value());
-      } else if (a == "--alpha") {
-        alpha = detail::parse_number(a, value());
-      } else if (a == "--exact-macs") {
-        exact_macs = true;
-      } else if (!a.empty() && a[0] == '-' && a != "-") {
-        mixq::detail::fail("unknown option '", a, "'");
-      } else {
-        if (!problem_path.empty()) mixq::detail::fail("more than one problem file: '", problem_path, "' and '", a, "'");
-        problem_path = a;
-      }
-    }
     Problem problem;
     nlohmann::json extra;
     if (limpq) {
-      if (!problem_path.empty()) mixq::detail::fail("--limpq takes no problem file, got '", problem_path, "'");
-      if (level.empty()) mixq::detail::fail("--limpq needs --level (e.g. W3A4)");
-      if (!(ratio > 0)) mixq::detail::fail("--limpq needs --ratio > 0, got ", ratio);
       const BitPair lv = parse_level(level);
       const LayerTable table = network_by_name(network);
       const LimpqIndicators ind = read_limpq_indicators(indicators);
       const LimpqBudgets b = limpq_budgets(table, ind, lv.weight_bits, lv.activation_bits, ratio, !exact_macs);
       problem = limpq_problem(table, ind, b, alpha, !exact_macs);
       extra["budgets"] = {b.bit_operations, b.size_bits};
-      extra["searchable_budgets"] = problem.budgets;
     } else {
-      if (problem_path.empty()) mixq::detail::fail("no problem file (use '-' for stdin)");
-      std::string text;
+      std::ostringstream ss;
       if (problem_path == "-") {
-        std::ostringstream ss;
         ss << in.rdbuf();
-        text = ss.str();
       } else {
-        std::ifstream f(problem_path);
+        std::ifstream f(problem_path, std::ios::binary);
         if (!f) mixq::detail::fail("cannot open '", problem_path, "'");
-        std::ostringstream ss;
         ss << f.rdbuf();
-        text = ss.str();
       }
-      problem = parse_problem(text);
+      problem = parse_problem(ss.str());
     }
     const Solution s = Solver(problem).solve(options);
     nlohmann::json j = solution_to_json(problem, s);
     for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
-    out << (pretty ? j.dump(2) : j.dump()) << "\n";
-    return 0;
+    // error_handler_t::replace: a layer name with invalid UTF-8 is written with U+FFFD instead of throwing.
+    out << j.dump(pretty ? 2 : -1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return detail::cli_exit_code(s.status);
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    for (char& c : msg)
-      if (c == '\n' || c == '\r') c = ' ';
-    err << "mixq-search: " << msg << "\n";
-    return 2;
+    err << "mixq-search: " << cli::printable(e.what()) << "\n";
+    return cli_bad_input;
   }
 }
 
