@@ -79,8 +79,8 @@ int main(int argc, char** argv) {
                 std::equal(wt_fq.data(), wt_fq.data() + wt_fq.size(), w_fq.data()) ? "same bits" : "DIFFERS");
 
     // 5. A search problem from a network's layer table: the small ResNet for 28x28 images, first conv and
-    //    classifier fixed at 8 bits. Cost of a layer at b weight bits: its weights' quantization error (HAWQ-V3's
-    //    cost with unit Hessian traces); budgets: the model size and BitOps of uniform W4A4.
+    //    classifier fixed at 8 bits. Cost of a layer at b weight bits: its weights' mean squared quantization error
+    //    (HAWQ-V3's cost with a unit Hessian trace); budgets: the model size and BitOps of uniform W4A4.
     nn::ModelOptions mo;
     mo.seed = 1;
     auto model = nn::make_resnet(mo);
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
       if (l.layer->fixed_precision()) continue;
       const Eigen::VectorXf& v = l.layer->master_weight().value;
       weights.emplace_back(v.data(), v.data() + v.size());
-      traces.push_back(static_cast<double>(v.size()));
+      traces.push_back(1.0);
     }
     const std::vector<search::BitPair> options = search::bit_pairs({2, 3, 4, 6, 8}, {4});
     const search::BitPolicy w4a4 = search::uniform_policy(table, 4, 4);

@@ -2,8 +2,8 @@
 // --abits are 32, LSQ quantization-aware training (from a float checkpoint given by --init) otherwise.
 //
 //   train_fashion_mnist --model resnet --epochs 10 --out resnet_fp32.safetensors
-//   train_fashion_mnist --model resnet --epochs 5 --wbits 4 --abits 4 --init resnet_fp32.safetensors \
-//       --export resnet_w4a4.safetensors
+//   train_fashion_mnist --model resnet --epochs 5 --wbits 4 --abits 4 --init resnet_fp32.safetensors
+//       --export resnet_w4a4.safetensors          (one command line)
 //
 // --out writes a training checkpoint (float weights and the step sizes of every bit-width, to resume from);
 // --export writes the quantized model (BN folded, weights quantized with the learned step sizes and packed).

@@ -309,3 +309,40 @@ TEST(SafetensorsMalformed, QuantizedEntries) {
     expect_model_error(SafetensorsFile::parse(file_bytes(h.dump(), data)), "missing tensor");
   }
 }
+
+// Plain float files: write_safetensors and read_safetensors round trip exactly; float_tensor copies any Eigen
+// matrix or tensor row-major (a column-major one is transposed into row-major order); "mixq.format" is refused.
+TEST(Safetensors, FloatWriterAndFloatTensorFromEigen) {
+  const fs::path dir = temp_dir();
+  const std::string path = (dir / "floats.safetensors").string();
+  Eigen::MatrixXf m(2, 3);  // column-major
+  m << 1, 2, 3, 4, 5, 6;
+  const mixq::io::FloatTensor fm = mixq::io::float_tensor(m);
+  EXPECT_EQ(fm.shape, (mixq::Shape{2, 3}));
+  EXPECT_EQ(fm.values, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  Eigen::Tensor<float, 3> col(2, 3, 4);  // column-major
+  Eigen::Tensor<float, 3, Eigen::RowMajor> row(2, 3, 4);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 4; ++k) col(i, j, k) = row(i, j, k) = static_cast<float>(100 * i + 10 * j + k);
+  const mixq::io::FloatTensor fc = mixq::io::float_tensor(col), fr = mixq::io::float_tensor(row);
+  EXPECT_EQ(fc.shape, (mixq::Shape{2, 3, 4}));
+  EXPECT_EQ(fc.values, fr.values);
+  EXPECT_EQ(fr.values[1 * 12 + 2 * 4 + 3], 123.0f);
+  const Eigen::TensorMap<Eigen::Tensor<const float, 3, Eigen::RowMajor>> view = fr.tensor<3>();
+  EXPECT_EQ(mixq::io::float_tensor(view).values, fr.values);
+  mixq::io::write_safetensors(path, {{"m", fm}, {"t", fc}}, {{"note", "plain"}});
+  const auto back = mixq::io::read_safetensors(path);
+  EXPECT_EQ(back.at("m").values, fm.values);
+  EXPECT_EQ(back.at("t").shape, fc.shape);
+  EXPECT_EQ(back.at("t").values, fc.values);
+  const auto f = mixq::io::SafetensorsFile::load(path);
+  EXPECT_EQ(f.metadata().at("note"), "plain");
+  EXPECT_THROW(mixq::io::read_quantized_model(path), mixq::error);  // not a quantized model
+  EXPECT_THROW(mixq::io::write_safetensors(path, {{"m", fm}}, {{"mixq.format", "x"}}), mixq::error);
+  mixq::io::FloatTensor bad = fm;
+  bad.values.pop_back();
+  EXPECT_THROW(mixq::io::write_safetensors(path, {{"m", bad}}), mixq::error);
+  EXPECT_EQ(mixq::io::read_safetensors(path).size(), 2u);  // the failed writes left the file as it was
+  fs::remove_all(dir);
+}
