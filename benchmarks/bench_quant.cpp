@@ -8,12 +8,16 @@
 //   loss_vs_grid   (MSE observers) its p-norm error / the error of a 100-point exact grid search, the goal
 //                  being <= 1.01 at <= 20 fq_passes.
 // BM_grid_search_100 is that 100-point grid search itself (alpha = k / 100, each candidate one exact pass).
+// BM_mse_p24_per_channel: MseObserver per channel on the same 1M elements as [channels][1M / channels], against
+// MseObserver per tensor (vs_per_tensor) and against the exact per-channel search (loss_vs_exact).
 #include <mixq/quant.hpp>
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <utility>
 #include <random>
 #include <vector>
 
@@ -175,6 +179,81 @@ void BM_lsq_init(benchmark::State& state) {
   state.counters["fq_passes"] = median(t) / fq;
 }
 
+/// The 1M-element Gaussian tensor as [channels][1M / channels] with row standard deviations spread over a factor
+/// of ~20 (exp(-2) .. exp(1)), as the output channels of a trained layer.
+const std::vector<float>& channel_tensor(std::int64_t channels) {
+  static std::map<std::int64_t, std::vector<float>> cache;
+  auto it = cache.find(channels);
+  if (it != cache.end()) return it->second;
+  std::vector<float> x = tensor(false);
+  const std::int64_t inner = kSize / channels;
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const float sd = std::exp(-2.0f + 3.0f * static_cast<float>(c) / static_cast<float>(channels));
+    for (std::int64_t i = 0; i < inner; ++i) x[static_cast<std::size_t>(c * inner + i)] *= sd;
+  }
+  return cache.emplace(channels, std::move(x)).first->second;
+}
+
+/// Summed p-norm error of per-channel params over the [channels][inner] tensor x (exact).
+double channel_error(const std::vector<float>& x, std::int64_t channels, const std::vector<mixq::QuantParams>& qp,
+                     const mixq::QuantSpec& s, float p) {
+  const std::int64_t inner = kSize / channels;
+  double e = 0.0;
+  for (std::int64_t c = 0; c < channels; ++c)
+    e += mixq::detail::fake_quant_error(x.data() + c * inner, inner, qp[static_cast<std::size_t>(c)], s, p, 1.0f);
+  return e;
+}
+
+/// MseObserver per channel (p = 2.4) on the 1M-element tensor as [channels][1M / channels], args (bits, channels).
+///   vs_per_tensor   median CPU time / the median CPU time of MseObserver per tensor on the same 1M elements,
+///                   both measured in this benchmark run (the goal: <= 2);
+///   loss_vs_exact   summed p-norm error of its per-channel params / that of the exact per-channel search
+///                   (the coarse grid exact on every element of groups up to 8,192, as before
+///                   MseObserver::group_options; the goal: <= 1.01);
+///   exact_vs_per_tensor  that exact search's CPU time (one run) / the per-tensor median.
+void BM_mse_p24_per_channel(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const std::int64_t channels = state.range(1);
+  const std::vector<float>& x = channel_tensor(channels);
+  const mixq::QuantSpec pc = mixq::QuantSpec::per_channel(bits, 0);
+  const mixq::Shape shape{channels, kSize / channels};
+  static std::map<std::pair<int, std::int64_t>, std::pair<double, double>> exact;  // (loss, CPU s) per shape
+  const auto key = std::make_pair(bits, channels);
+  if (!exact.count(key)) {
+    mixq::MseSearchOptions o;
+    o.exact_coarse_limit = 8192;
+    o.group_histogram = false;
+    const double t0 = cpu_now();
+    mixq::MseObserver full(pc, 2.4f, o);
+    full.observe(x.data(), shape);
+    const std::vector<mixq::QuantParams> qp = full.params();
+    const double secs = cpu_now() - t0;
+    exact[key] = {channel_error(x, channels, qp, pc, 2.4f), secs};
+  }
+  std::vector<double> t_tensor;
+  for (int r = 0; r < 5; ++r) {
+    const double t0 = cpu_now();
+    mixq::MseObserver per_tensor(spec_for(bits), 2.4f);
+    per_tensor.observe(x.data(), {kSize});
+    benchmark::DoNotOptimize(per_tensor.params());
+    t_tensor.push_back(cpu_now() - t0);
+  }
+  std::vector<double> t;
+  std::vector<mixq::QuantParams> last;
+  for (auto _ : state) {
+    const double t0 = cpu_now();
+    mixq::MseObserver observer(pc, 2.4f);
+    observer.observe(x.data(), shape);
+    last = observer.params();
+    benchmark::DoNotOptimize(last.data());
+    t.push_back(cpu_now() - t0);
+  }
+  state.SetItemsProcessed(state.iterations() * kSize);
+  state.counters["vs_per_tensor"] = median(t) / median(t_tensor);
+  state.counters["loss_vs_exact"] = channel_error(x, channels, last, pc, 2.4f) / exact[key].first;
+  state.counters["exact_vs_per_tensor"] = exact[key].second / median(t_tensor);
+}
+
 }  // namespace
 
 BENCHMARK(BM_fake_quant)->Arg(4)->Arg(8)->Unit(benchmark::kMicrosecond);
@@ -185,6 +264,9 @@ BENCHMARK(BM_lsq_init)->Arg(4)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_mse_p2)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_mse_p24)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_mse_p24_laplace)->Arg(4)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_mse_p24_per_channel)
+    ->Args({2, 256})->Args({4, 256})->Args({8, 256})->Args({4, 128})->Args({4, 1024})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_grid_search_100)->Arg(4)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 BENCHMARK_MAIN();

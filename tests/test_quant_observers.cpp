@@ -251,6 +251,40 @@ TEST(MseObserver, PerChannelSearchesEachChannel) {
   }
 }
 
+// Per channel, the coarse grid of each group runs on a histogram (MseObserver::group_options) instead of exactly
+// on every element: the losses stay within 1 % of the exact coarse grid (exact_coarse_limit covering the groups).
+TEST(MseObserver, PerChannelHistogramCoarseGridStaysWithinOnePercentOfExact) {
+  const std::int64_t channels = 32, inner = 4096;
+  std::vector<float> w = sample(static_cast<std::size_t>(channels * inner), 21, false);
+  for (std::int64_t c = 0; c < channels; ++c)  // standard deviations over a factor of 20, some 3x outliers
+    for (std::int64_t i = 0; i < inner; ++i) {
+      float& v = w[static_cast<std::size_t>(c * inner + i)];
+      v *= std::exp(-2.0f + 3.0f * static_cast<float>(c) / channels) * (i % 97 == 0 ? 3.0f : 1.0f);
+    }
+  for (int bits : {2, 4, 8}) {
+    const QuantSpec s = QuantSpec::per_channel(bits, 0);
+    mixq::MseSearchOptions exact_options;
+    exact_options.sample_size = 0;
+    exact_options.exact_coarse_limit = inner;
+    exact_options.group_histogram = false;
+    mixq::MseObserver fast(s, 2.4f);
+    EXPECT_LT(fast.group_options(channels, inner).exact_coarse_limit, inner);  // the fast path is taken
+    EXPECT_EQ(fast.group_options(1, inner).bins, 1024);                        // per tensor: as given
+    EXPECT_EQ(mixq::MseObserver(s, 2.4f, exact_options).group_options(channels, inner).exact_coarse_limit, inner);
+    mixq::MseObserver exact(s, 2.4f, exact_options);
+    exact.observe(w.data(), {channels, inner});
+    fast.observe(w.data(), {channels, inner});
+    const auto pe = exact.params(), pf = fast.params();
+    double e_exact = 0.0, e_fast = 0.0;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const float* x = w.data() + c * inner;
+      e_exact += mixq::detail::fake_quant_error(x, inner, pe[static_cast<std::size_t>(c)], s, 2.4f, 1.0f);
+      e_fast += mixq::detail::fake_quant_error(x, inner, pf[static_cast<std::size_t>(c)], s, 2.4f, 1.0f);
+    }
+    EXPECT_LE(e_fast, e_exact * 1.01) << bits << " bits";
+  }
+}
+
 TEST(LsqInit, LsqThreeSigmaAndFromObserver) {
   const std::vector<float> x{1.0f, -1.0f, 2.0f, -2.0f};
   const QuantSpec s = QuantSpec::per_tensor(4);
