@@ -23,7 +23,8 @@ def limpq_real(data_path):
 
 def test_limpq_real_optimum(data_path):
     table, p = limpq_real(data_path)
-    assert len(p) == 52 and len(p.labels(0)) == 25 and p.labels(0)[0] == "w6a6"
+    # every layer of the table: the 8-bit first conv and FC are one-option classes (whole-network budgets)
+    assert len(p) == 54 and list(p.labels(0)) == ["w8a8"] and len(p.labels(1)) == 25 and p.labels(1)[0] == "w6a6"
     s = mixq.solve(p)
     assert s.status == "optimal"
     assert abs(s.objective - 4.63086621) < 5e-9
@@ -35,11 +36,10 @@ def test_limpq_real_optimum(data_path):
     assert abs(sum(p.costs(c)[s.choices[c]] for c in range(len(p))) - s.objective) < 1e-12
     for c in range(len(p)):
         assert p.allowed(c)[s.choices[c]]
-    # the policy: fixed layers at 8 bits, BitOps and size as the solution's uses plus the fixed layers
+    # the policy: fixed layers at 8 bits; the solution's uses are the whole network's size and BitOps
     pol = mixq.policy_from_solution(table, p, s)
     assert pol.weight_bits[0] == 8 and pol.weight_bits[-1] == 8
-    fixed_size = 8 * (9408 + 2048000)
-    assert mixq.model_size_bits(table, pol) == s.uses[1] + fixed_size
+    assert mixq.model_size_bits(table, pol) == s.uses[1]
 
 
 def test_limpq_from_arrays_equals_file(data_path):
@@ -227,7 +227,7 @@ def test_layer_problem_and_hawq_costs():
             assert abs(mixq.weight_perturbation(w, w.shape[0], b) - e) <= 1e-9 * e
     p = mixq.layer_problem(table, cost, options, ["size"], [mixq.size_at_bits(table, 4)])
     s = mixq.solve(p)
-    assert s.status == "optimal" and len(s.choices) == 2
+    assert s.status == "optimal" and len(s.choices) == 3  # the fixed c0 is a one-option class
     assert mixq.policy_from_solution(table, p, s).weight_bits[0] == 8
 
 
