@@ -2,7 +2,7 @@
 // of the same size (the baseline: im2col and the rest are overhead), BatchNorm, and one full training step of
 // the ResNet (batch 128) in float and at W4A4. items_per_second counts multiply-accumulates (conv, GEMM) or
 // images (training steps). Threads: MIXQ_BENCH_THREADS (default 1). Convolutions run im2col into a padded,
-// phase-split plane (see nn/layers.hpp); the baseline is the GEMM alone.
+// phase-split plane (see nn/conv.hpp); the baseline is the GEMM alone.
 #include <mixq/mixq.hpp>
 
 #include <benchmark/benchmark.h>

@@ -5,7 +5,7 @@
 /// - Tensors, parameters, threads (nn/tensor.hpp): Tensor (row-major NCHW), Parameter, set_num_threads().
 /// - Modules (nn/module.hpp): Module with forward/backward hooks, Sequential with forward_range/backward_range,
 ///   named_modules(), named_parameters().
-/// - Layers (nn/layers.hpp, nn/batchnorm.hpp): Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d,
+/// - Layers (nn/conv.hpp, nn/layers.hpp, nn/batchnorm.hpp): Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d,
 ///   GlobalAvgPool2d, Flatten, Residual, BatchNorm2d, SwitchableBatchNorm2d.
 /// - Quantized layers (nn/quant_layers.hpp): LsqQuantizer, QuantConv2d, QuantLinear.
 /// - Losses, optimisers, schedules (nn/loss.hpp, nn/optim.hpp).
