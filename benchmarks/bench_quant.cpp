@@ -152,31 +152,33 @@ void BM_mse_p24_laplace(benchmark::State& state) {
   run_observer(state, true, 2.4f, [](const mixq::QuantSpec& s) { return mixq::MseObserver(s, 2.4f); });
 }
 
-void BM_grid_search_100(benchmark::State& state) {
+// A range search's CPU time per call in fake_quant passes over the same tensor (counter fq_passes); f(x, spec)
+// is the search.
+template <class F>
+void run_in_fq_passes(benchmark::State& state, F f) {
   const std::vector<float>& x = tensor(false);
   const mixq::QuantSpec s = spec_for(static_cast<int>(state.range(0)));
   const double fq = fake_quant_seconds(x, s);
   std::vector<double> t;
   for (auto _ : state) {
     const double t0 = cpu_now();
-    mixq::QuantParams best{};
-    benchmark::DoNotOptimize(grid_search_100(x, s, 2.4f, &best));
+    f(x, s);
     t.push_back(cpu_now() - t0);
   }
   state.counters["fq_passes"] = median(t) / fq;
 }
 
+void BM_grid_search_100(benchmark::State& state) {
+  run_in_fq_passes(state, [](const std::vector<float>& x, const mixq::QuantSpec& s) {
+    mixq::QuantParams best{};
+    benchmark::DoNotOptimize(grid_search_100(x, s, 2.4f, &best));
+  });
+}
+
 void BM_lsq_init(benchmark::State& state) {
-  const std::vector<float>& x = tensor(false);
-  const mixq::QuantSpec s = spec_for(static_cast<int>(state.range(0)));
-  const double fq = fake_quant_seconds(x, s);
-  std::vector<double> t;
-  for (auto _ : state) {
-    const double t0 = cpu_now();
+  run_in_fq_passes(state, [](const std::vector<float>& x, const mixq::QuantSpec& s) {
     benchmark::DoNotOptimize(mixq::lsq_init_step_sizes(x.data(), {kSize}, s));
-    t.push_back(cpu_now() - t0);
-  }
-  state.counters["fq_passes"] = median(t) / fq;
+  });
 }
 
 /// The 1M-element Gaussian tensor as [channels][1M / channels] with row standard deviations spread over a factor

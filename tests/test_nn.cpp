@@ -9,23 +9,15 @@
 #include <functional>
 #include <random>
 
+#include "nn_test_support.hpp"
+
 namespace nn = mixq::nn;
 using nn::Index;
 using nn::Tensor;
 
 namespace {
 
-Tensor random_tensor(Index n, Index c, Index h, Index w, std::uint64_t seed, float away_from_zero = 0.f) {
-  Tensor t(n, c, h, w);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  for (Index i = 0; i < t.size(); ++i) {
-    float v = d(rng);
-    if (std::fabs(v) < away_from_zero) v = v < 0 ? v - away_from_zero : v + away_from_zero;
-    t.data[i] = v;
-  }
-  return t;
-}
+using mixq_test::random_tensor;
 
 // L = sum(forward(x) * r): dL/dy = r.
 double probe_loss(nn::Module& m, const Tensor& x, const Tensor& r) {
@@ -50,19 +42,22 @@ void check_gradients(nn::Module& m, Tensor x, double tol = 2e-2, float eps = 1e-
   nn::zero_grad(m);
   m.forward(x);
   const Tensor dx = m.backward(r);
+  // (L(v + eps) - L(v - eps)) / (2 eps) for the entry v of x or of a parameter; v is restored
+  const auto central_difference = [&](float& v) {
+    const float keep = v;
+    v = keep + eps;
+    const double lp = probe_loss(m, x, r);
+    v = keep - eps;
+    const double lm = probe_loss(m, x, r);
+    v = keep;
+    return (lp - lm) / (2.0 * eps);
+  };
   std::mt19937_64 rng(7);
   {
     ASSERT_EQ(dx.size(), x.size());
     for (int s = 0; s < samples; ++s) {
       const Index i = static_cast<Index>(rng() % static_cast<std::uint64_t>(x.size()));
-      const float keep = x.data[i];
-      x.data[i] = keep + eps;
-      const double lp = probe_loss(m, x, r);
-      x.data[i] = keep - eps;
-      const double lm = probe_loss(m, x, r);
-      x.data[i] = keep;
-      const double num = (lp - lm) / (2.0 * eps);
-      expect_close(num, dx.data[i], "dx[" + std::to_string(i) + "]");
+      expect_close(central_difference(x.data[i]), dx.data[i], "dx[" + std::to_string(i) + "]");
     }
   }
   for (auto& np : nn::named_parameters(m)) {
@@ -71,14 +66,7 @@ void check_gradients(nn::Module& m, Tensor x, double tol = 2e-2, float eps = 1e-
     const Eigen::VectorXf grad = p.grad;
     for (int s = 0; s < samples; ++s) {
       const Index i = static_cast<Index>(rng() % static_cast<std::uint64_t>(p.value.size()));
-      const float keep = p.value[i];
-      p.value[i] = keep + eps;
-      const double lp = probe_loss(m, x, r);
-      p.value[i] = keep - eps;
-      const double lm = probe_loss(m, x, r);
-      p.value[i] = keep;
-      const double num = (lp - lm) / (2.0 * eps);
-      expect_close(num, grad[i], np.name + "[" + std::to_string(i) + "]");
+      expect_close(central_difference(p.value[i]), grad[i], np.name + "[" + std::to_string(i) + "]");
     }
   }
   EXPECT_GE(checked - failed, min_pass * checked) << m.kind() << ": " << failed << " of " << checked << " mismatches";
@@ -223,6 +211,25 @@ TEST(ResidualGrad, IdentityAndProjectionShortcuts) {
   check_gradients(*inv, random_tensor(4, 4, 5, 5, 3), 3e-2, 2e-3f, 40, 0.9);
 }
 
+namespace {
+
+// A loss's gradient against central differences (step 1e-2, tolerance 1e-3) at every entry of its input x;
+// loss() evaluates it at the current x.
+template <class Loss>
+void expect_central_differences(Tensor& x, const Tensor& grad, Loss loss) {
+  for (Index i = 0; i < x.size(); ++i) {
+    const float keep = x.data[i];
+    x.data[i] = keep + 1e-2f;
+    const double lp = loss();
+    x.data[i] = keep - 1e-2f;
+    const double lm = loss();
+    x.data[i] = keep;
+    EXPECT_NEAR((lp - lm) / 2e-2, grad.data[i], 1e-3);
+  }
+}
+
+}  // namespace
+
 TEST(LossGrad, CrossEntropyWithLabelSmoothing) {
   for (float smoothing : {0.f, 0.1f}) {
     Tensor logits = random_tensor(4, 5, 1, 1, 1);
@@ -241,15 +248,7 @@ TEST(LossGrad, CrossEntropyWithLabelSmoothing) {
       }
     }
     EXPECT_NEAR(loss, ref / 4, 1e-5);
-    for (Index i = 0; i < logits.size(); ++i) {
-      const float keep = logits.data[i];
-      logits.data[i] = keep + 1e-2f;
-      const double lp = nn::cross_entropy(logits, labels, tmp, smoothing);
-      logits.data[i] = keep - 1e-2f;
-      const double lm = nn::cross_entropy(logits, labels, tmp, smoothing);
-      logits.data[i] = keep;
-      EXPECT_NEAR((lp - lm) / 2e-2, grad.data[i], 1e-3);
-    }
+    expect_central_differences(logits, grad, [&] { return nn::cross_entropy(logits, labels, tmp, smoothing); });
   }
   Tensor logits = random_tensor(2, 3, 1, 1, 2), grad;
   EXPECT_THROW(nn::cross_entropy(logits, {0, 3}, grad), mixq::error);
@@ -260,15 +259,7 @@ TEST(LossGrad, KlDistillationAndFeatureMse) {
   const float T = 2.f;
   nn::kl_distillation(s, t, grad, T);
   EXPECT_NEAR(nn::kl_distillation(t, t, tmp, T), 0.f, 1e-6);
-  for (Index i = 0; i < s.size(); ++i) {
-    const float keep = s.data[i];
-    s.data[i] = keep + 1e-2f;
-    const double lp = nn::kl_distillation(s, t, tmp, T);
-    s.data[i] = keep - 1e-2f;
-    const double lm = nn::kl_distillation(s, t, tmp, T);
-    s.data[i] = keep;
-    EXPECT_NEAR((lp - lm) / 2e-2, grad.data[i], 1e-3);
-  }
+  expect_central_differences(s, grad, [&] { return nn::kl_distillation(s, t, tmp, T); });
   Tensor a = random_tensor(2, 3, 2, 2, 3), b = random_tensor(2, 3, 2, 2, 4);
   const float mse = nn::feature_mse(a, b, grad);
   EXPECT_NEAR(mse, (a.data - b.data).squaredNorm() / 24.0, 1e-5);

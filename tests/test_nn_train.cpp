@@ -13,21 +13,13 @@
 #include <filesystem>
 #include <random>
 
+#include "nn_test_support.hpp"
+
 namespace nn = mixq::nn;
 using nn::Index;
 using nn::Tensor;
 
-namespace {
-
-Tensor random_tensor(Index n, Index c, Index h, Index w, std::uint64_t seed) {
-  Tensor t(n, c, h, w);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  for (Index i = 0; i < t.size(); ++i) t.data[i] = d(rng);
-  return t;
-}
-
-}  // namespace
+using mixq_test::random_tensor;
 
 TEST(QuantConv, FloatBitsEqualConv2dAndBitsAreValidated) {
   nn::Conv2d conv(3, 4, 3, 1, 1, 1, false, 5);

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
+
 using mixq::Granularity;
 using mixq::QuantSpec;
 using mixq::Shape;
@@ -31,15 +33,7 @@ bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected mixq::error containing \"" << needle << "\"";
-  } catch (const mixq::error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using mixq_test::expect_error;
 
 /// Every spec variant the round-trip tests run: bit-widths 1..16, signed or not, symmetric or affine, narrow.
 std::vector<QuantSpec> spec_variants() {

@@ -12,20 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
+
 using mixq::QuantSpec;
 using mixq::Shape;
 
 namespace {
 
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected mixq::error containing \"" << needle << "\"";
-  } catch (const mixq::error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using mixq_test::expect_error;
 
 std::vector<float> sample(std::size_t n, std::uint32_t seed, bool laplace) {
   std::mt19937 gen(seed);

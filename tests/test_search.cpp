@@ -1,6 +1,7 @@
 // Tests of the search layer: cost model and network tables, problem validation, the exact solver against brute
 // force on random instances, LIMPQ's published ResNet-50 instance, Pareto sweeps, width alignment, HAWQ costs.
-#include <mixq/mixq.hpp>
+#include <mixq/kernels.hpp>
+#include <mixq/search.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // CBC (COIN-OR 2.10) as an independent oracle for the exact search on hundreds of medium random instances
 // (correlated and uncorrelated costs, K = 1, 2, 3, ties, fixed and forbidden options) and on LIMPQ's instance.
-#include <mixq/mixq.hpp>
+#include <mixq/search.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,5 @@
-#include <mixq/mixq.hpp>
+#include <mixq/error.hpp>
+#include <mixq/version.hpp>
 
 #include <gtest/gtest.h>
 

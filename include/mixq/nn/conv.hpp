@@ -255,6 +255,16 @@ inline void depthwise_backward(const ConvGeometry& g, const float* x, const floa
   }
 }
 
+/// The GEMM path's right-hand side for image xn: xn itself for a pointwise convolution, else its im2col columns
+/// (in col, grown as needed; pad: the padded-plane scratch).
+inline const float* gemm_columns(const ConvGeometry& g, const float* xn, Eigen::VectorXf& col, float* pad) {
+  if (g.pointwise()) return xn;
+  const Index size = g.cols_per_group() * g.groups * g.pixels() + kCopySlack;
+  if (col.size() < size) col.resize(size);
+  im2col(g, xn, col.data(), pad);
+  return col.data();
+}
+
 /// y = conv(x, w) + bias for a batch, images in parallel. w is (out, in/groups, k, k); bias may be null.
 inline void conv2d_forward(const ConvGeometry& g, const Tensor& x, const float* w, const float* bias, Tensor& y,
                            ConvScratch& scratch) {
@@ -271,12 +281,7 @@ inline void conv2d_forward(const ConvGeometry& g, const Tensor& x, const float* 
       if (g.depthwise()) {
         depthwise_forward(g, xn, w, yn);
       } else {
-        const float* cp = xn;
-        if (!g.pointwise()) {
-          if (col.size() < K * g.groups * P + kCopySlack) col.resize(K * g.groups * P + kCopySlack);
-          im2col(g, xn, col.data(), pad);
-          cp = col.data();
-        }
+        const float* cp = gemm_columns(g, xn, col, pad);
         for (Index gr = 0; gr < g.groups; ++gr) {
           MapRM(yn + gr * OCg * P, OCg, P).noalias() =
               ConstMapRM(w + gr * OCg * K, OCg, K) * ConstMapRM(cp + gr * K * P, K, P);
@@ -339,12 +344,7 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
         depthwise_backward(g, xn, w, dyn, dwt.data(), dxn);
         continue;
       }
-      const float* cp = xn;
-      if (!g.pointwise()) {
-        if (col.size() < K * g.groups * P + kCopySlack) col.resize(K * g.groups * P + kCopySlack);
-        im2col(g, xn, col.data(), pad);
-        cp = col.data();
-      }
+      const float* cp = gemm_columns(g, xn, col, pad);
       for (Index gr = 0; gr < g.groups; ++gr) {
         ConstMapRM dyg(dyn + gr * OCg * P, OCg, P);
         if (n == b)  // the chunk's first image initialises its partial sum

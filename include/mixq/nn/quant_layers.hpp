@@ -218,6 +218,58 @@ class QuantLayer {
     input_q_.parameters(out);
   }
 
+  // The quantized forward and backward of QuantConv2d and QuantLinear: the float layer's kernels run on the
+  // fake-quantized operands, and the LSQ backward maps their gradients back to the float ones.
+  // The input the forward kernel reads: x, or x fake-quantized into xq_ when a_bits < 32.
+  const Tensor& forward_input(const Tensor& x) {
+    if (a_bits_ == float_bits) return x;
+    xq_.resize_like(x);
+    input_q_.forward(a_bits_, x.ptr(), xq_.ptr(), x.n(), x.sample_size());
+    return xq_;
+  }
+  // The weight the forward kernel reads: w, or w fake-quantized into wq_ when w_bits < 32.
+  const float* forward_weight(const Parameter& w) {
+    if (w_bits_ == float_bits) return w.value.data();
+    wq_.resize(w.value.size());
+    weight_q_.forward(w_bits_, w.value.data(), wq_.data(), 1, w.value.size() / weight_q_.channels());
+    return wq_.data();
+  }
+  // The backward kernel's operands: its input and weight as in the forward; where its weight gradient goes (w.grad,
+  // or dwq_ for the LSQ backward when w_bits < 32) and its input gradient (dxq_ when a_bits < 32, else dx when
+  // the input's gradient is wanted, else nowhere).
+  struct BackwardOperands {
+    const Tensor* in;
+    const float* w;
+    float* dw;
+    Tensor* dx;
+  };
+  BackwardOperands backward_operands(Parameter& w, const Tensor* input, bool input_grad, Tensor& dx) {
+    const bool aq = a_bits_ != float_bits, wq = w_bits_ != float_bits;
+    BackwardOperands o{aq ? &xq_ : input, wq ? wq_.data() : w.value.data(), w.grad.data(), nullptr};
+    if (wq) {
+      dwq_.setZero(w.value.size());
+      o.dw = dwq_.data();
+    }
+    if (input_grad || aq) o.dx = aq ? &dxq_ : &dx;
+    return o;
+  }
+  // After the backward kernel: the LSQ backward of the weight (added to w.grad) and of the input (into dx).
+  void finish_backward(Parameter& w, Parameter* bias, const Tensor& input, Tensor& dx) {
+    if (w_bits_ != float_bits) {
+      const Index inner = w.value.size() / weight_q_.channels();
+      dw_tmp_.resize(w.value.size());
+      weight_q_.backward(w_bits_, w.value.data(), dwq_.data(), dw_tmp_.data(), 1, inner, inner);
+      w.grad += dw_tmp_;
+    }
+    w.has_grad = true;
+    if (bias) bias->has_grad = true;
+    if (a_bits_ != float_bits) {
+      dx.resize_like(input);
+      input_q_.backward(a_bits_, input.ptr(), dxq_.ptr(), dx.ptr(), input.n(), input.sample_size(),
+                        input.sample_size());
+    }
+  }
+
   QuantOptions opt_;
   LsqQuantizer weight_q_, input_q_;
   int w_bits_ = float_bits, a_bits_ = float_bits;
@@ -269,47 +321,16 @@ class QuantConv2d : public Conv2d, public QuantLayer {
     if (w_bits_ == float_bits && a_bits_ == float_bits) return Conv2d::forward_impl(x);
     set_geometry(x);
     input_ = &x;
-    const Tensor* in = &x;
-    if (a_bits_ != float_bits) {
-      xq_.resize_like(x);
-      input_q_.forward(a_bits_, x.ptr(), xq_.ptr(), x.n(), x.sample_size());
-      in = &xq_;
-    }
-    const float* w = weight_.value.data();
-    if (w_bits_ != float_bits) {
-      wq_.resize(weight_.value.size());
-      weight_q_.forward(w_bits_, weight_.value.data(), wq_.data(), 1, weight_.value.size() / weight_q_.channels());
-      w = wq_.data();
-    }
-    detail::conv2d_forward(g_, *in, w, has_bias_ ? bias_.value.data() : nullptr, y_, scratch_);
+    const Tensor& in = forward_input(x);
+    const float* w = forward_weight(weight_);
+    detail::conv2d_forward(g_, in, w, has_bias_ ? bias_.value.data() : nullptr, y_, scratch_);
     return y_;
   }
   const Tensor& backward_impl(const Tensor& dy) override {
     if (w_bits_ == float_bits && a_bits_ == float_bits) return Conv2d::backward_impl(dy);
-    const bool aq = a_bits_ != float_bits, wq = w_bits_ != float_bits;
-    const Tensor& in = aq ? xq_ : *input_;
-    const float* w = wq ? wq_.data() : weight_.value.data();
-    float* dw = weight_.grad.data();
-    if (wq) {
-      dwq_.setZero(weight_.value.size());
-      dw = dwq_.data();
-    }
-    const bool need_dxq = input_grad_ || aq;
-    detail::conv2d_backward(g_, in, w, dy, dw, has_bias_ ? bias_.grad.data() : nullptr,
-                            need_dxq ? (aq ? &dxq_ : &dx_) : nullptr, scratch_);
-    if (wq) {
-      const Index inner = weight_.value.size() / weight_q_.channels();
-      dw_tmp_.resize(weight_.value.size());
-      weight_q_.backward(w_bits_, weight_.value.data(), dwq_.data(), dw_tmp_.data(), 1, inner, inner);
-      weight_.grad += dw_tmp_;
-    }
-    weight_.has_grad = true;
-    if (has_bias_) bias_.has_grad = true;
-    if (aq) {
-      dx_.resize_like(*input_);
-      input_q_.backward(a_bits_, input_->ptr(), dxq_.ptr(), dx_.ptr(), input_->n(), input_->sample_size(),
-                        input_->sample_size());
-    }
+    const BackwardOperands o = backward_operands(weight_, input_, input_grad_, dx_);
+    detail::conv2d_backward(g_, *o.in, o.w, dy, o.dw, has_bias_ ? bias_.grad.data() : nullptr, o.dx, scratch_);
+    finish_backward(weight_, has_bias_ ? &bias_ : nullptr, *input_, dx_);
     return dx_;
   }
 };
@@ -343,47 +364,16 @@ class QuantLinear : public Linear, public QuantLayer {
     if (w_bits_ == float_bits && a_bits_ == float_bits) return Linear::forward_impl(x);
     check_input(x);
     input_ = &x;
-    const Tensor* in = &x;
-    if (a_bits_ != float_bits) {
-      xq_.resize_like(x);
-      input_q_.forward(a_bits_, x.ptr(), xq_.ptr(), x.n(), x.sample_size());
-      in = &xq_;
-    }
-    const float* w = weight_.value.data();
-    if (w_bits_ != float_bits) {
-      wq_.resize(weight_.value.size());
-      weight_q_.forward(w_bits_, weight_.value.data(), wq_.data(), 1, weight_.value.size() / weight_q_.channels());
-      w = wq_.data();
-    }
-    detail::linear_forward(*in, w, has_bias_ ? bias_.value.data() : nullptr, out_, y_);
+    const Tensor& in = forward_input(x);
+    const float* w = forward_weight(weight_);
+    detail::linear_forward(in, w, has_bias_ ? bias_.value.data() : nullptr, out_, y_);
     return y_;
   }
   const Tensor& backward_impl(const Tensor& dy) override {
     if (w_bits_ == float_bits && a_bits_ == float_bits) return Linear::backward_impl(dy);
-    const bool aq = a_bits_ != float_bits, wq = w_bits_ != float_bits;
-    const Tensor& in = aq ? xq_ : *input_;
-    const float* w = wq ? wq_.data() : weight_.value.data();
-    float* dw = weight_.grad.data();
-    if (wq) {
-      dwq_.setZero(weight_.value.size());
-      dw = dwq_.data();
-    }
-    const bool need_dxq = input_grad_ || aq;
-    detail::linear_backward(in, w, dy, out_, dw, has_bias_ ? bias_.grad.data() : nullptr,
-                            need_dxq ? (aq ? &dxq_ : &dx_) : nullptr);
-    if (wq) {
-      const Index inner = weight_.value.size() / weight_q_.channels();
-      dw_tmp_.resize(weight_.value.size());
-      weight_q_.backward(w_bits_, weight_.value.data(), dwq_.data(), dw_tmp_.data(), 1, inner, inner);
-      weight_.grad += dw_tmp_;
-    }
-    weight_.has_grad = true;
-    if (has_bias_) bias_.has_grad = true;
-    if (aq) {
-      dx_.resize_like(*input_);
-      input_q_.backward(a_bits_, input_->ptr(), dxq_.ptr(), dx_.ptr(), input_->n(), input_->sample_size(),
-                        input_->sample_size());
-    }
+    const BackwardOperands o = backward_operands(weight_, input_, input_grad_, dx_);
+    detail::linear_backward(*o.in, o.w, dy, out_, o.dw, has_bias_ ? bias_.grad.data() : nullptr, o.dx);
+    finish_backward(weight_, has_bias_ ? &bias_ : nullptr, *input_, dx_);
     return dx_;
   }
 };

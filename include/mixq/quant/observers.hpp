@@ -584,6 +584,32 @@ class EmaMinMaxObserver : public ObserverBase<EmaMinMaxObserver> {
   std::vector<char> seen_;
 };
 
+namespace detail {
+
+/// Per-channel ranges averaged over the tensors observed (PercentileObserver, MseObserver): a channel no tensor
+/// had a finite value in stays empty.
+struct AveragedRanges {
+  std::vector<double> lo_sum, hi_sum;
+  std::vector<std::int64_t> seen;
+  void start(std::int64_t channels) {
+    lo_sum.assign(static_cast<std::size_t>(channels), 0.0);
+    hi_sum.assign(static_cast<std::size_t>(channels), 0.0);
+    seen.assign(static_cast<std::size_t>(channels), 0);
+  }
+  void add(std::int64_t c, double lo, double hi) {
+    const auto i = static_cast<std::size_t>(c);
+    lo_sum[i] += lo, hi_sum[i] += hi, ++seen[i];
+  }
+  FiniteRange range(std::int64_t c) const {
+    const auto i = static_cast<std::size_t>(c);
+    FiniteRange r;
+    if (seen[i] > 0) r.lo = lo_sum[i] / static_cast<double>(seen[i]), r.hi = hi_sum[i] / static_cast<double>(seen[i]);
+    return r;
+  }
+};
+
+}  // namespace detail
+
 /// Percentile clipping from a histogram (2048 bins by default) of each tensor: signed symmetric specs clip at
 /// the `percentile`-th percentile of |x|; the others at the (100 - percentile)-th and percentile-th
 /// percentiles of x (linear interpolation inside a bin). Over several tensors, the ranges are averaged.
@@ -599,11 +625,7 @@ class PercentileObserver : public ObserverBase<PercentileObserver> {
   }
   double percentile() const { return percentile_; }
 
-  void start(std::int64_t channels) {
-    lo_sum_.assign(static_cast<std::size_t>(channels), 0.0);
-    hi_sum_.assign(static_cast<std::size_t>(channels), 0.0);
-    seen_.assign(static_cast<std::size_t>(channels), 0);
-  }
+  void start(std::int64_t channels) { ranges_.start(channels); }
   void observe_channels(const float* x, const ChannelLayout& l) {
     std::vector<float> buf;
     const double q = percentile_ / 100.0;
@@ -625,22 +647,15 @@ class PercentileObserver : public ObserverBase<PercentileObserver> {
         hi = std::min<double>(detail::histogram_quantile(h, q), r.hi);
         if (lo > hi) lo = hi;
       }
-      const auto i = static_cast<std::size_t>(c);
-      lo_sum_[i] += lo, hi_sum_[i] += hi, ++seen_[i];
+      ranges_.add(c, lo, hi);
     }
   }
-  detail::FiniteRange channel_range(std::int64_t c) const {
-    const auto i = static_cast<std::size_t>(c);
-    detail::FiniteRange r;
-    if (seen_[i] > 0) r.lo = lo_sum_[i] / static_cast<double>(seen_[i]), r.hi = hi_sum_[i] / static_cast<double>(seen_[i]);
-    return r;
-  }
+  detail::FiniteRange channel_range(std::int64_t c) const { return ranges_.range(c); }
 
  private:
   double percentile_;
   int bins_;
-  std::vector<double> lo_sum_, hi_sum_;
-  std::vector<std::int64_t> seen_;
+  detail::AveragedRanges ranges_;
 };
 
 /// MSE-optimal clipping: per tensor (and per group) the range [alpha * min, alpha * max], alpha in (0, 1], that
@@ -679,11 +694,7 @@ class MseObserver : public ObserverBase<MseObserver> {
     return o;
   }
 
-  void start(std::int64_t channels) {
-    lo_sum_.assign(static_cast<std::size_t>(channels), 0.0);
-    hi_sum_.assign(static_cast<std::size_t>(channels), 0.0);
-    seen_.assign(static_cast<std::size_t>(channels), 0);
-  }
+  void start(std::int64_t channels) { ranges_.start(channels); }
   void observe_channels(const float* x, const ChannelLayout& l) {
     std::vector<float> buf;
     const MseSearchOptions group = group_options(l.channels, l.per_channel());
@@ -693,21 +704,14 @@ class MseObserver : public ObserverBase<MseObserver> {
       const detail::FiniteRange r = detail::finite_range(d, n);
       if (r.empty()) continue;
       const detail::FiniteRange best = detail::mse_search(d, n, r, spec_, group);
-      const auto i = static_cast<std::size_t>(c);
-      lo_sum_[i] += best.lo, hi_sum_[i] += best.hi, ++seen_[i];
+      ranges_.add(c, best.lo, best.hi);
     }
   }
-  detail::FiniteRange channel_range(std::int64_t c) const {
-    const auto i = static_cast<std::size_t>(c);
-    detail::FiniteRange r;
-    if (seen_[i] > 0) r.lo = lo_sum_[i] / static_cast<double>(seen_[i]), r.hi = hi_sum_[i] / static_cast<double>(seen_[i]);
-    return r;
-  }
+  detail::FiniteRange channel_range(std::int64_t c) const { return ranges_.range(c); }
 
  private:
   MseSearchOptions options_;
-  std::vector<double> lo_sum_, hi_sum_;
-  std::vector<std::int64_t> seen_;
+  detail::AveragedRanges ranges_;
 };
 
 }  // namespace mixq
