@@ -1,7 +1,8 @@
 // Quickstart: signal-to-quantization-noise ratio (SQNR) of a Gaussian weight tensor fake-quantized at 2..8
 // bits with mixq's SIMD kernels, per tensor and per channel (256 output channels, max-abs scales).
-#include <mixq/mixq.hpp>
 #include <mixq/detail/cli_args.hpp>
+#include <mixq/kernels.hpp>
+#include <mixq/version.hpp>
 
 #include <algorithm>
 #include <cmath>
