@@ -8,6 +8,7 @@ packages=(
   cmake g++ clang libclang-rt-14-dev pkg-config
   libeigen3-dev libgtest-dev googletest libbenchmark-dev zlib1g-dev nlohmann-json3-dev coinor-libcbc-dev
   dataset-fashion-mnist
+  python3-matplotlib
   qemu-user g++-aarch64-linux-gnu
   # The Python module, the torch extension and their tests/benchmarks (issue 21).
   pybind11-dev python3-dev python3-numpy python3-pytest libtorch-dev python3-torch python3-pulp

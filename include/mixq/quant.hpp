@@ -7,6 +7,7 @@
 /// - LSQ step-size initialisers (quant/lsq.hpp): lsq_init_step_sizes, three_sigma_step_sizes,
 ///   step_sizes_from_observer.
 /// - QuantizedTensor (quant/quantized_tensor.hpp): bit-packed codes, scales, zero points.
+/// - Binary weights (quant/binary.hpp): binary_forward, binary_backward, binary_mean_abs_alpha, quantize_binary.
 /// - Quantizer<Granularity> (quant/quantizer.hpp): calibrate, forward, backward, lsq_backward, quantize,
 ///   dequantize.
 
@@ -16,4 +17,5 @@
 #include "mixq/quant/observers.hpp"
 #include "mixq/quant/lsq.hpp"
 #include "mixq/quant/quantized_tensor.hpp"
+#include "mixq/quant/binary.hpp"
 #include "mixq/quant/quantizer.hpp"

@@ -371,6 +371,7 @@ inline nlohmann::json spec_to_json(const QuantizedTensor& t) {
   j["group_size"] = s.group_size;
   j["scale_restriction"] = mixq::to_string(s.scale_restriction);
   j["packing"] = "lsb_first";
+  if (s.binary) j["binary"] = true;  // written only for binary specs: other files are unchanged
   return j;
 }
 
@@ -418,6 +419,7 @@ inline void spec_from_json(const std::string& text, const std::string& where, Qu
   else fail(where, ": unknown scale_restriction \"", r, "\"");
   const auto packing = json_field<std::string>(j, "packing", where);
   if (packing != "lsb_first") fail(where, ": unknown packing \"", packing, "\"");
+  spec.binary = j.contains("binary") ? json_field<bool>(j, "binary", where) : false;  // optional, default false
 }
 
 struct PendingTensor {

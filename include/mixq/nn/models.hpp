@@ -7,8 +7,11 @@
 /// Every model is a Sequential whose top-level children are its blocks ("stem", "stage1", ..., "head"), so
 /// block reconstruction can run Sequential::forward_range(i, i + 1, cached_input) on one block.
 
+#include <cmath>
 #include <memory>
 #include <string>
+
+#include "mixq/detail/channels.hpp"
 
 #include "mixq/nn/batchnorm.hpp"
 #include "mixq/nn/layers.hpp"
@@ -24,12 +27,27 @@ struct ModelOptions {
   QuantOptions quant;                ///< candidate bit-widths, per-channel weights
   bool fixed_first_last = true;      ///< first conv and last FC stay at quant.fixed_bits when quantized
   bool switchable_bn = false;        ///< SwitchableBatchNorm2d (key "default") instead of BatchNorm2d
-  float width_multiplier = 1.f;      ///< scales every hidden width (Chin et al.'s equal-size comparison)
+  /// Scales every hidden width (Chin et al.'s equal-size comparison): a width c becomes
+  /// max(d, round(c * width_multiplier / d) * d) with d = channel_divisor, the rule of search::widen, so the
+  /// built model's layer table equals search::widen(table at 1, width_multiplier, channel_divisor). The input
+  /// channels and the class count are not scaled. Must be positive and finite.
+  double width_multiplier = 1.0;
+  Index channel_divisor = 1;         ///< channel counts are multiples of this (>= 1; MobileNet's code uses 8)
 };
 
 namespace detail {
 
-inline Index scaled(Index c, float m) { return std::max<Index>(1, static_cast<Index>(std::lround(static_cast<double>(c) * m))); }
+/// Checks the width options of a builder (mixq::error naming the value).
+inline void check_width(const ModelOptions& o, const char* who) {
+  if (!(o.width_multiplier > 0.0) || !std::isfinite(o.width_multiplier))
+    mixq::detail::fail(who, ": width_multiplier must be positive and finite, got ", o.width_multiplier);
+  if (o.channel_divisor < 1) mixq::detail::fail(who, ": channel_divisor must be >= 1, got ", o.channel_divisor);
+}
+
+/// A hidden width c at the options' multiplier and divisor (mixq::detail::round_channels).
+inline Index scaled(Index c, const ModelOptions& o) {
+  return static_cast<Index>(mixq::detail::round_channels(c, o.width_multiplier, o.channel_divisor));
+}
 
 /// Adds a BN (plain or switchable) named `name`.
 inline void add_bn(Sequential& s, const std::string& name, Index channels, const ModelOptions& o) {
@@ -66,10 +84,10 @@ inline std::unique_ptr<Residual> basic_block(Index in, Index out, Index stride, 
 
 /// MobileNetV2 inverted residual: 1x1 expand-BN-ReLU6, 3x3 depthwise-BN-ReLU6, 1x1 project-BN, identity
 /// shortcut when stride 1 and in == out. `signed_input`: the block input may be negative (follows a linear
-/// bottleneck).
-inline std::unique_ptr<Module> inverted_residual(Index in, Index out, Index stride, Index expand, bool signed_input,
+/// bottleneck). in, out, hidden: the widths after the multiplier (hidden = scaled(base_in * expand), the
+/// layer-table rule, not torchvision's round(scaled(base_in) * expand): the two agree at multiplier 1).
+inline std::unique_ptr<Module> inverted_residual(Index in, Index out, Index hidden, Index stride, bool signed_input,
                                                  const ModelOptions& o, std::uint64_t& seed) {
-  const Index hidden = in * expand;
   auto main = std::make_unique<Sequential>();
   main->emplace<QuantConv2d>("expand", in, hidden, 1, 1, 0, 1, false, seed++, layer_quant(o, signed_input, false));
   add_bn(*main, "bn1", hidden, o);
@@ -90,8 +108,9 @@ inline std::unique_ptr<Module> inverted_residual(Index in, Index out, Index stri
 /// Blocks: "flatten", "fc1", "relu1", "fc2", "relu2", "fc3". First and last FC are fixed-precision.
 inline std::unique_ptr<Sequential> make_mlp(const ModelOptions& o = {}, Index image_size = 28) {
   auto m = std::make_unique<Sequential>();
+  detail::check_width(o, "make_mlp");
   std::uint64_t seed = o.seed * 1000 + 1;
-  const Index h1 = detail::scaled(256, o.width_multiplier), h2 = detail::scaled(128, o.width_multiplier);
+  const Index h1 = detail::scaled(256, o), h2 = detail::scaled(128, o);
   m->emplace<Flatten>("flatten");
   m->emplace<QuantLinear>("fc1", o.in_channels * image_size * image_size, h1, true, seed++,
                           detail::layer_quant(o, true, true));
@@ -108,9 +127,9 @@ inline std::unique_ptr<Sequential> make_mlp(const ModelOptions& o = {}, Index im
 /// Blocks: "stem", "stage1", "stage2", "stage3", "head". Stem conv and FC are fixed-precision.
 inline std::unique_ptr<Sequential> make_resnet(const ModelOptions& o = {}) {
   auto m = std::make_unique<Sequential>();
+  detail::check_width(o, "make_resnet");
   std::uint64_t seed = o.seed * 1000 + 1;
-  const Index c1 = detail::scaled(16, o.width_multiplier), c2 = detail::scaled(32, o.width_multiplier),
-              c3 = detail::scaled(64, o.width_multiplier);
+  const Index c1 = detail::scaled(16, o), c2 = detail::scaled(32, o), c3 = detail::scaled(64, o);
   auto& stem = m->emplace<Sequential>("stem");
   stem.emplace<QuantConv2d>("conv", o.in_channels, c1, 3, 1, 1, 1, false, seed++, detail::layer_quant(o, true, true));
   detail::add_bn(stem, "bn", c1, o);
@@ -131,8 +150,9 @@ inline std::unique_ptr<Sequential> make_resnet(const ModelOptions& o = {}) {
 /// Blocks: "stem", "block1".."block5", "last", "head". Stem conv and FC are fixed-precision.
 inline std::unique_ptr<Sequential> make_mobilenet(const ModelOptions& o = {}) {
   auto m = std::make_unique<Sequential>();
+  detail::check_width(o, "make_mobilenet");
   std::uint64_t seed = o.seed * 1000 + 1;
-  auto w = [&](Index c) { return detail::scaled(c, o.width_multiplier); };
+  auto w = [&](Index c) { return detail::scaled(c, o); };
   auto& stem = m->emplace<Sequential>("stem");
   stem.emplace<QuantConv2d>("conv", o.in_channels, w(16), 3, 1, 1, 1, false, seed++, detail::layer_quant(o, true, true));
   detail::add_bn(stem, "bn", w(16), o);
@@ -141,7 +161,8 @@ inline std::unique_ptr<Sequential> make_mobilenet(const ModelOptions& o = {}) {
   const Cfg cfg[] = {{16, 16, 1, false}, {16, 24, 2, true}, {24, 24, 1, true}, {24, 32, 2, true}, {32, 32, 1, true}};
   int i = 1;
   for (const Cfg& c : cfg)
-    m->add("block" + std::to_string(i++), detail::inverted_residual(w(c.in), w(c.out), c.stride, 4, c.signed_input, o, seed));
+    m->add("block" + std::to_string(i++),
+           detail::inverted_residual(w(c.in), w(c.out), w(4 * c.in), c.stride, c.signed_input, o, seed));
   auto& last = m->emplace<Sequential>("last");
   last.emplace<QuantConv2d>("conv", w(32), w(128), 1, 1, 0, 1, false, seed++, detail::layer_quant(o, true, false));
   detail::add_bn(last, "bn", w(128), o);

@@ -14,6 +14,7 @@
 
 #include "mixq/kernels.hpp"
 #include "mixq/nn/layers.hpp"
+#include "mixq/quant/binary.hpp"
 #include "mixq/quant/lsq.hpp"
 #include "mixq/quant/spec.hpp"
 
@@ -49,6 +50,11 @@ enum class StepInit {
 /// LSQ quantizer of one tensor with one step-size parameter per candidate bit-width. `channels` step sizes
 /// per bit-width (1 = per tensor). A step size of 0 means "not initialised": the next forward initialises it
 /// from the data (per channel for per-channel quantizers) with the rule set by set_step_init().
+///
+/// Signed 1-bit is binary (mixq/quant/binary.hpp): y = alpha * sign(x), alpha the 1-bit "step size", learned
+/// with LSQ's gradient (sum dy * sign(x), scaled by 1 / sqrt(elements_per_step)) and initialised to mean|x|
+/// (XNOR-Net's L2-optimal alpha, whatever set_step_init() says); the input gradient passes where |x| <= alpha.
+/// Unsigned 1-bit stays the uniform grid {0, step}.
 class LsqQuantizer {
  public:
   LsqQuantizer() = default;
@@ -59,13 +65,14 @@ class LsqQuantizer {
     bits_.erase(std::unique(bits_.begin(), bits_.end()), bits_.end());
     for (int b : bits_) {
       if (b < 1 || b > 16) mixq::detail::fail("LsqQuantizer '", name_, "': candidate bit-width must be in [1, 16], got ", b);
-      if (b == 1 && is_signed) mixq::detail::fail("LsqQuantizer '", name_, "': signed 1-bit is not supported");
       steps_.emplace(b, Parameter(name_ + "_step_size_" + std::to_string(b) + "bit", {channels}, true, false));
     }
   }
   const std::vector<int>& candidate_bits() const { return bits_; }
   bool has_bits(int bits) const { return steps_.count(bits) != 0; }
   bool is_signed() const { return signed_; }
+  /// Whether `bits` is the binary grid {-alpha, +alpha} (signed 1-bit).
+  bool is_binary(int bits) const { return signed_ && bits == 1; }
   void set_signed(bool s) { signed_ = s; }
   Index channels() const { return channels_; }
   std::int32_t qmin(int bits) const { return spec(bits).qmin(); }
@@ -86,6 +93,11 @@ class LsqQuantizer {
   /// Initialises the step sizes of `bits` from x ([outer][channels][inner] layout) with LSQ's rule.
   void initialize(int bits, const float* x, Index outer, Index inner) {
     Parameter& s = step_size(bits);
+    if (is_binary(bits)) {
+      const std::vector<float> a = binary_mean_abs_alpha(x, outer, channels_, inner);
+      for (Index c = 0; c < channels_; ++c) s.value[c] = std::max(a[static_cast<std::size_t>(c)], 1e-8f);
+      return;
+    }
     QuantSpec q = spec(bits);
     const Shape shape{static_cast<std::int64_t>(outer), static_cast<std::int64_t>(channels_),
                       static_cast<std::int64_t>(inner)};
@@ -110,6 +122,10 @@ class LsqQuantizer {
                            s.value[c], " (training diverged)");
       s.value[c] = std::max(s.value[c], 1e-8f);
     }
+    if (is_binary(bits)) {
+      binary_forward(x, y, outer, channels_, inner, s.value.data());
+      return;
+    }
     const std::int32_t lo = qmin(bits), hi = qmax(bits);
     if (channels_ == 1) {
       const Index n = outer * inner;
@@ -130,6 +146,13 @@ class LsqQuantizer {
     Parameter& s = step_size(bits);
     const std::int32_t lo = qmin(bits), hi = qmax(bits);
     const double g = 1.0 / std::sqrt(static_cast<double>(elements_per_step) * static_cast<double>(hi));
+    if (is_binary(bits)) {
+      dscale_.resize(static_cast<std::size_t>(channels_));
+      binary_backward(x, dy, dx, outer, channels_, inner, s.value.data(), dscale_.data());
+      for (Index c = 0; c < channels_; ++c) s.grad[c] += static_cast<float>(dscale_[static_cast<std::size_t>(c)] * g);
+      s.has_grad = true;
+      return;
+    }
     if (channels_ == 1) {
       // One partial sum per chunk, added in chunk order: the same bits for any thread count.
       part_.assign(static_cast<std::size_t>(std::min(outer, kParallelChunks)), 0.0);
@@ -156,6 +179,7 @@ class LsqQuantizer {
     QuantSpec q;
     q.bit_width = bits;
     q.is_signed = signed_;
+    q.binary = is_binary(bits);  // qmin -1, qmax +1
     return q;
   }
   std::string name_;

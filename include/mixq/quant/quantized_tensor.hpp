@@ -72,7 +72,8 @@ inline std::int64_t num_params(const QuantSpec& spec, const Shape& shape) { retu
 /// A quantized tensor: shape, QuantSpec, one scale and zero point per quantization group (layout of
 /// channel_layout()), and the integer codes bit-packed at spec.bit_width (docs/FORMAT.md). A 3-bit tensor of
 /// 1,000,000 elements holds 375,000 bytes of codes. Element i dequantizes to (code(i) - zero_point) * scale of
-/// its group.
+/// its group. A binary spec (QuantSpec::binary) holds codes -1 and +1 at one bit each (bit 1 is +1), zero point
+/// 0: element i dequantizes to code(i) * scale, 125,000 bytes of codes for 1,000,000 weights.
 class QuantizedTensor {
  public:
   QuantizedTensor() = default;
@@ -84,10 +85,17 @@ class QuantizedTensor {
     QuantizedTensor t = make(std::move(shape), spec, std::move(scales), std::move(zero_points));
     const std::int32_t qmin = spec.qmin(), qmax = spec.qmax();
     for (std::int64_t i = 0; i < t.numel_; ++i)
-      if (codes[i] < qmin || codes[i] > qmax)
-        detail::fail("QuantizedTensor: code ", codes[i], " at index ", i, " is outside [", qmin, ", ", qmax, "]");
+      if (codes[i] < qmin || codes[i] > qmax || (spec.binary && codes[i] == 0))
+        detail::fail("QuantizedTensor: code ", codes[i], " at index ", i, " is outside ",
+                     spec.binary ? "{-1, +1} (a binary spec)" : "the grid", " [", qmin, ", ", qmax, "]");
     t.packed_.resize(detail::packed_size(t.numel_, spec.bit_width));
-    detail::pack_codes(codes, t.numel_, spec.bit_width, t.packed_.data());
+    if (spec.binary) {  // bit 1 is +1, bit 0 is -1
+      std::vector<std::int32_t> bits(static_cast<std::size_t>(t.numel_));
+      for (std::int64_t i = 0; i < t.numel_; ++i) bits[static_cast<std::size_t>(i)] = codes[i] > 0 ? 1 : 0;
+      detail::pack_codes(bits.data(), t.numel_, 1, t.packed_.data());
+    } else {
+      detail::pack_codes(codes, t.numel_, spec.bit_width, t.packed_.data());
+    }
     return t;
   }
 
@@ -135,6 +143,11 @@ class QuantizedTensor {
 
   /// Unpacks every code into out[0..numel).
   void unpack(std::int32_t* out) const {
+    if (spec_.binary) {
+      detail::unpack_codes(packed_.data(), numel_, 1, false, out);
+      for (std::int64_t i = 0; i < numel_; ++i) out[i] = 2 * out[i] - 1;
+      return;
+    }
     detail::unpack_codes(packed_.data(), numel_, spec_.bit_width, spec_.is_signed, out);
   }
   /// All codes, unpacked.
@@ -153,6 +166,7 @@ class QuantizedTensor {
       const std::uint64_t pos = bit + static_cast<std::uint64_t>(k);
       v |= static_cast<std::uint32_t>((packed_[pos / 8] >> (pos % 8)) & 1u) << k;
     }
+    if (spec_.binary) return v != 0u ? 1 : -1;
     if (spec_.is_signed && (v >> (b - 1)) != 0u) v |= ~((std::uint32_t{1} << b) - 1u);
     return static_cast<std::int32_t>(v);
   }
@@ -162,6 +176,10 @@ class QuantizedTensor {
   void dequantize(float* out) const {
     const ChannelLayout l = layout();
     if (numel_ == 0) return;
+    if (spec_.binary) {
+      dequantize_binary(l, out);
+      return;
+    }
     if (spec_.bit_width <= 8) {
       if (spec_.is_signed) dequantize_small<std::int8_t>(l, out);
       else dequantize_small<std::uint8_t>(l, out);
@@ -190,6 +208,18 @@ class QuantizedTensor {
   friend bool operator!=(const QuantizedTensor& a, const QuantizedTensor& b) { return !(a == b); }
 
  private:
+  // Binary: SIMD unpack of the bits, then +scale or -scale per element.
+  void dequantize_binary(const ChannelLayout& l, float* out) const {
+    std::vector<std::uint8_t> q(static_cast<std::size_t>(numel_));
+    kernels::unpack_bits(packed_.data(), static_cast<std::ptrdiff_t>(numel_), 1, q.data());
+    for (std::int64_t o = 0; o < l.outer; ++o)
+      for (std::int64_t c = 0; c < l.channels; ++c) {
+        const std::int64_t off = (o * l.channels + c) * l.inner;
+        const float s = scales_[static_cast<std::size_t>(c)];
+        for (std::int64_t k = 0; k < l.inner; ++k) out[off + k] = q[static_cast<std::size_t>(off + k)] != 0 ? s : -s;
+      }
+  }
+
   template <class Code>
   void dequantize_small(const ChannelLayout& l, float* out) const {
     std::vector<Code> q(static_cast<std::size_t>(numel_));

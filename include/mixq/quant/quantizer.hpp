@@ -60,6 +60,8 @@ class Quantizer {
   /// @param spec must have spec.granularity == G (throws mixq::error otherwise, or for an invalid spec).
   explicit Quantizer(const QuantSpec& spec) : spec_(spec) {
     spec_.validate();
+    if (spec_.binary)
+      detail::fail("Quantizer<", to_string(G), ">: binary specs are not uniform grids; use quant/binary.hpp");
     if (spec_.granularity != G)
       detail::fail("Quantizer<", to_string(G), ">: the spec's granularity is ", to_string(spec_.granularity));
   }

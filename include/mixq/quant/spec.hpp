@@ -47,6 +47,11 @@ inline const char* to_string(ScaleRestriction r) { return r == ScaleRestriction:
 /// [1, 2^b - 1] (TensorFlow's narrow_range). Symmetric specs fix the zero point at 0; affine ones pick it
 /// from the calibration range. Per-channel quantizes every index of `axis` with its own scale; per-group cuts
 /// the last axis into groups of `group_size` contiguous elements, each with its own scale.
+///
+/// Binary specs (`binary = true`: bit_width 1, signed, symmetric, not narrow) are the exception to the grid
+/// rule: the codes are -1 and +1 (no 0), stored as one bit each (bit 0 is -1, bit 1 is +1) and dequantized to
+/// code * scale, the sign(w) * alpha of binary weights (BinaryConnect, XNOR-Net; Chin et al. 2020's 1-bit arm).
+/// The uniform quantizers (Quantizer, observers' fake quantization) do not implement them; quant/binary.hpp does.
 struct QuantSpec {
   int bit_width = 8;                                     ///< 1..16
   bool is_signed = true;                                 ///< signed (two's complement) or unsigned codes
@@ -56,14 +61,17 @@ struct QuantSpec {
   int axis = 0;                                          ///< channel axis (per-channel only); negative counts from the end
   std::int64_t group_size = 0;                           ///< elements per group (per-group only), >= 1
   ScaleRestriction scale_restriction = ScaleRestriction::free;  ///< free or power-of-two scales
+  bool binary = false;  ///< codes -1 and +1 in one bit each (see above); needs bit_width 1, signed, symmetric
 
   /// Smallest integer code.
   std::int32_t qmin() const {
+    if (binary) return -1;
     if (is_signed) return -(std::int32_t{1} << (bit_width - 1)) + (narrow_range ? 1 : 0);
     return narrow_range ? 1 : 0;
   }
   /// Largest integer code.
   std::int32_t qmax() const {
+    if (binary) return 1;
     return is_signed ? (std::int32_t{1} << (bit_width - 1)) - 1 : (std::int32_t{1} << bit_width) - 1;
   }
 
@@ -81,6 +89,9 @@ struct QuantSpec {
       detail::fail("QuantSpec: unknown granularity ", static_cast<int>(granularity));
     if (scale_restriction != ScaleRestriction::free && scale_restriction != ScaleRestriction::power_of_two)
       detail::fail("QuantSpec: unknown scale_restriction ", static_cast<int>(scale_restriction));
+    if (binary && (bit_width != 1 || !is_signed || !symmetric || narrow_range))
+      detail::fail("QuantSpec: binary needs bit_width 1, signed, symmetric and not narrow_range, got bit_width ",
+                   bit_width, " signed ", is_signed, " symmetric ", symmetric, " narrow_range ", narrow_range);
   }
 
   /// Convenience constructors for the common cases.
@@ -103,11 +114,18 @@ struct QuantSpec {
     s.group_size = group_size;
     return s;
   }
+  /// A binary spec (codes -1 and +1, one bit each) with one scale per index of `axis`: binary weights with a
+  /// per-output-channel alpha.
+  static QuantSpec binary_per_channel(int axis) {
+    QuantSpec s = per_channel(1, axis, true, true);
+    s.binary = true;
+    return s;
+  }
 
   friend bool operator==(const QuantSpec& a, const QuantSpec& b) {
     return a.bit_width == b.bit_width && a.is_signed == b.is_signed && a.symmetric == b.symmetric &&
            a.narrow_range == b.narrow_range && a.granularity == b.granularity && a.axis == b.axis &&
-           a.group_size == b.group_size && a.scale_restriction == b.scale_restriction;
+           a.group_size == b.group_size && a.scale_restriction == b.scale_restriction && a.binary == b.binary;
   }
   friend bool operator!=(const QuantSpec& a, const QuantSpec& b) { return !(a == b); }
 };
