@@ -16,6 +16,7 @@
 //
 //   bitwidth_study                        # --quick: small grid and step counts, <= 10 minutes on 2 cores
 //   bitwidth_study --full --json docs/results/bitwidth_full.json   # the docs' grid, 3 seeds (5 at 1-2 bits)
+#include <mixq/detail/cli_args.hpp>
 #include <mixq/mixq.hpp>
 #include <mixq/schedule/width_study.hpp>
 
@@ -26,7 +27,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
+#include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -53,44 +57,9 @@ struct Args {
        dw8_targets_set = false;
 };
 
-const char* kUsage =
-    "usage: bitwidth_study [--quick | --full] [--json FILE] [--data DIR] [--nets resnet,mobilenet]\n"
-    "         [--targets 1,2,4,8] [--bits 1,2,3,4,8] [--mpq-bits 2,3,4,5,6,8] [--seeds N] [--low-bit-seeds N]\n"
-    "         [--seed S] [--float-images N] [--qat-images N] [--indicator-images N] [--indicator-batch N]\n"
-    "         [--hessian-samples N] [--zero-loss-sweep 3,4,5,6] [--zero-loss-tol P] [--zero-loss-bits 1,2,3]\n"
-    "         [--dw8-bits 1,2,4] [--dw8-targets 2,4] [--divisor D] [--bn-batches N] [--test-images N]\n"
-    "         [--threads T] [--help]\n"
-    "  --targets: target sizes as the width-1 network's size at these weight bit-widths (W1, W2, W4, W8)\n"
-    "  --bits: uniform weight bit-widths widened to each target; --mpq-bits: MPQ candidates (2..8)\n"
-    "  --seeds: seeds per cell; --low-bit-seeds: seeds of the 1- and 2-bit cells\n"
-    "  --zero-loss-sweep: average weight bits of the size budgets swept for the zero-loss MPQ policy\n"
-    "  --zero-loss-tol: accuracy points below the float reference still counted as no loss (0.3)\n"
-    "  --zero-loss-bits: uniform bit-widths widened to the zero-loss policy's size\n"
-    "  --dw8-bits / --dw8-targets: MobileNet with depthwise layers at 8 bits, the rest at b, widened\n"
-    "  defaults (--quick | --full): targets 4 | 1,2,4,8; bits 1,2,4,8 | 1,2,3,4,8; seeds 1 | 3;\n"
-    "    low-bit seeds 1 | 5; float images 2560 | 300000 (5 epochs); QAT images 1920 | 120000 (2 epochs);\n"
-    "    indicator images 1024 | 20000, batch 64 | 128; Hessian samples 4 | 16; zero-loss sweep 3,5 | 3,4,5,6;\n"
-    "    zero-loss bits 2 | 1,2,3; dw8 bits 2 | 1,2,3,4 at targets 4 | all; BN batches 8 | 32;\n"
-    "    test images 2000 | 10000; divisor 1; threads 2\n";
+namespace cli = mixq::detail::cli;
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "error: %s\n%s", msg.c_str(), kUsage);
-  std::exit(2);
-}
-
-long parse_long(const std::string& v, const std::string& key) {
-  char* end = nullptr;
-  const long x = std::strtol(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || x < 0) usage_error("bad value '" + v + "' for " + key);
-  return x;
-}
-
-double parse_double(const std::string& v, const std::string& key) {
-  char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || !std::isfinite(x) || x < 0) usage_error("bad value '" + v + "' for " + key);
-  return x;
-}
+[[noreturn]] void bad(const std::string& msg) { throw mixq::error(msg); }
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -102,59 +71,77 @@ std::vector<std::string> split(const std::string& s) {
 
 std::vector<int> int_list(const std::string& s, const std::string& key, int lo, int hi) {
   std::vector<int> v;
-  for (const std::string& item : split(s)) {
-    const long x = parse_long(item, key);
-    if (x < lo || x > hi) usage_error(key + " values must be in " + std::to_string(lo) + ".." + std::to_string(hi) +
-                                      ", got " + item);
-    v.push_back(static_cast<int>(x));
-  }
+  for (const std::string& item : split(s)) v.push_back(static_cast<int>(cli::parse_integer(key, item, lo, hi)));
+  if (v.empty()) bad(key + " needs at least one value, got '" + cli::printable(s) + "'");
   return v;
 }
 
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      std::printf("%s", kUsage);
-      std::exit(0);
-    }
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error("missing value after " + k);
-      return argv[++i];
-    };
-    if (k == "--quick") a.full = false;
-    else if (k == "--full") a.full = true;
-    else if (k == "--json") a.json_file = next();
-    else if (k == "--data") a.data = next();
-    else if (k == "--nets") {
-      a.nets = split(next());
-      for (const std::string& n : a.nets)
-        if (n != "resnet" && n != "mobilenet") usage_error("--nets: unknown network '" + n + "'");
-    } else if (k == "--targets") a.targets = int_list(next(), k, 1, 8), a.targets_set = true;
-    else if (k == "--bits") a.bits = int_list(next(), k, 1, 8), a.bits_set = true;
-    else if (k == "--mpq-bits") a.mpq_bits = int_list(next(), k, 2, 8);
-    else if (k == "--dw8-bits") a.dw8_bits = int_list(next(), k, 1, 8), a.dw8_set = true;
-    else if (k == "--dw8-targets") a.dw8_targets = split(next()), a.dw8_targets_set = true;
-    else if (k == "--zero-loss-bits") a.zl_bits = int_list(next(), k, 1, 8), a.zl_set = true;
-    else if (k == "--zero-loss-sweep") {
-      a.zl_sweep.clear();
-      for (const std::string& item : split(next())) a.zl_sweep.push_back(parse_double(item, k));
-      a.zl_sweep_set = true;
-    } else if (k == "--zero-loss-tol") a.zl_tol = parse_double(next(), k);
-    else if (k == "--seeds") a.seeds = static_cast<int>(parse_long(next(), k));
-    else if (k == "--low-bit-seeds") a.low_bit_seeds = static_cast<int>(parse_long(next(), k));
-    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(parse_long(next(), k));
-    else if (k == "--float-images") a.float_images = parse_long(next(), k);
-    else if (k == "--qat-images") a.qat_images = parse_long(next(), k);
-    else if (k == "--indicator-images") a.indicator_images = parse_long(next(), k);
-    else if (k == "--indicator-batch") a.indicator_batch = parse_long(next(), k);
-    else if (k == "--hessian-samples") a.hessian_samples = static_cast<int>(parse_long(next(), k));
-    else if (k == "--divisor") a.divisor = parse_long(next(), k);
-    else if (k == "--bn-batches") a.bn_batches = parse_long(next(), k);
-    else if (k == "--test-images") a.test_images = parse_long(next(), k);
-    else if (k == "--threads") a.threads = static_cast<int>(parse_long(next(), k));
-    else usage_error("unknown argument " + k);
+// Parses the command line (mixq/detail/cli_args.hpp: --help, --version, strict numbers, exit 2 on bad input).
+std::optional<int> parse(int argc, char** argv, Args& a) {
+  cli::Parser p("bitwidth_study",
+                "Chin et al.'s equal-size study on Fashion-MNIST: uniform weight bit-widths widened to the same model\n"
+                "size, against binary weights and size-budget MPQ (weights quantized, activations float).");
+  bool quick = false;
+  p.flag("--quick", quick, "small step counts (the default; minutes)");
+  p.flag("--full", a.full, "the docs' schedule (hours)");
+  p.option("--json", a.json_file, "FILE", "write the results (and partial results as they arrive) here");
+  p.option("--data", a.data, "DIR", "Fashion-MNIST folder (default: the Debian package's)");
+  p.option_values("--nets", 1, "resnet,mobilenet", "networks", [&a](const std::vector<std::string>& v) {
+    a.nets = split(v[0]);
+    if (a.nets.empty()) bad("--nets needs at least one network");
+    for (const std::string& n : a.nets)
+      if (n != "resnet" && n != "mobilenet") bad("--nets: unknown network '" + cli::printable(n) + "'");
+  });
+  p.option_values("--targets", 1, "1,2,4,8", "target sizes: the width-1 network's size at these weight bit-widths",
+                  [&a](const std::vector<std::string>& v) { a.targets = int_list(v[0], "--targets", 1, 8), a.targets_set = true; });
+  p.option_values("--bits", 1, "1,2,3,4,8", "uniform weight bit-widths widened to each target",
+                  [&a](const std::vector<std::string>& v) { a.bits = int_list(v[0], "--bits", 1, 8), a.bits_set = true; });
+  p.option_values("--mpq-bits", 1, "2,3,4,5,6,8", "MPQ candidate bit-widths (2..8)",
+                  [&a](const std::vector<std::string>& v) { a.mpq_bits = int_list(v[0], "--mpq-bits", 2, 8); });
+  p.option_values("--dw8-bits", 1, "1,2,4", "MobileNet with depthwise layers at 8 bits, the rest at these, widened",
+                  [&a](const std::vector<std::string>& v) { a.dw8_bits = int_list(v[0], "--dw8-bits", 1, 8), a.dw8_set = true; });
+  p.option_values("--dw8-targets", 1, "2,4", "targets of the depthwise-8-bit arm", [&a](const std::vector<std::string>& v) {
+    a.dw8_targets = split(v[0]);
+    for (const std::string& t : a.dw8_targets) cli::parse_integer("--dw8-targets", t, 1, 8);
+    a.dw8_targets_set = true;
+  });
+  p.option_values("--zero-loss-bits", 1, "1,2,3", "uniform bit-widths widened to the zero-loss policy's size",
+                  [&a](const std::vector<std::string>& v) { a.zl_bits = int_list(v[0], "--zero-loss-bits", 1, 8), a.zl_set = true; });
+  p.option_values("--zero-loss-sweep", 1, "3,4,5,6",
+                  "average weight bits of the size budgets swept for the zero-loss MPQ policy (2..8)",
+                  [&a](const std::vector<std::string>& v) {
+                    a.zl_sweep.clear();
+                    for (const std::string& item : split(v[0])) a.zl_sweep.push_back(cli::parse_real("--zero-loss-sweep", item, 2, 8));
+                    if (a.zl_sweep.empty()) bad("--zero-loss-sweep needs at least one value");
+                    a.zl_sweep_set = true;
+                  });
+  p.option("--zero-loss-tol", a.zl_tol, "P", "accuracy points below the float reference still counted as no loss", 0.0, 100.0);
+  p.option("--seeds", a.seeds, "N", "seeds per cell", 1, 1000);
+  p.option("--low-bit-seeds", a.low_bit_seeds, "N", "seeds of the 1- and 2-bit cells", 1, 1000);
+  p.option("--seed", a.seed, "S", "first seed");
+  p.option("--float-images", a.float_images, "N", "float training images per arm", 2);
+  p.option("--qat-images", a.qat_images, "N", "QAT images per arm", 2);
+  p.option("--indicator-images", a.indicator_images, "N", "LIMPQ indicator training images", 1);
+  p.option("--indicator-batch", a.indicator_batch, "N", "LIMPQ indicator batch", 2);
+  p.option("--hessian-samples", a.hessian_samples, "N", "Hutchinson samples of the Hessian baseline", 1, 100000);
+  p.option("--divisor", a.divisor, "D", "channel divisor of the widened networks", 1, 1024);
+  p.option("--bn-batches", a.bn_batches, "N", "BatchNorm re-estimation batches", 0);
+  p.option("--test-images", a.test_images, "N", "test images", 1);
+  p.option("--threads", a.threads, "T", "worker threads", 1, 256);
+  for (const char* k : {"--seeds", "--low-bit-seeds", "--float-images", "--qat-images", "--indicator-images",
+                        "--indicator-batch", "--hessian-samples", "--bn-batches", "--test-images"})
+    p.set_default_text(k, "by mode");
+  p.notes("defaults (--quick | --full): targets 4 | 1,2,4,8; bits 1,2,4,8 | 1,2,3,4,8; seeds 1 | 3;\n"
+          "  low-bit seeds 1 | 5; float images 2560 | 300000 (5 epochs); QAT images 1920 | 120000 (2 epochs);\n"
+          "  indicator images 1024 | 20000, batch 64 | 128; Hessian samples 4 | 16; zero-loss sweep 3,5 | 3,4,5,6;\n"
+          "  zero-loss bits 2 | 1,2,3; dw8 bits 2 | 1,2,3,4 at targets 4 | all; BN batches 8 | 32;\n"
+          "  test images 2000 | 10000; divisor 1; threads 2\n"
+          "example:\n"
+          "  bitwidth_study --quick --json bitwidth.json && python3 scripts/bitwidth_plot.py bitwidth.json\n");
+  if (auto code = p.parse(argc, argv)) return code;
+  if (quick && a.full) {
+    std::cerr << "bitwidth_study: --quick and --full exclude each other\n" << p.usage() << "Try 'bitwidth_study --help'.\n";
+    return 2;
   }
   const bool f = a.full;
   if (!a.targets_set) a.targets = f ? std::vector<int>{1, 2, 4, 8} : std::vector<int>{4};
@@ -178,14 +165,7 @@ Args parse(int argc, char** argv) {
   if (a.hessian_samples < 0) a.hessian_samples = f ? 16 : 4;
   if (a.bn_batches < 0) a.bn_batches = f ? 32 : 8;
   if (a.test_images < 0) a.test_images = f ? 10000 : 2000;
-  if (a.seeds < 1 || a.low_bit_seeds < 1) usage_error("--seeds and --low-bit-seeds must be >= 1");
-  if (a.threads < 1) usage_error("--threads must be >= 1");
-  if (a.divisor < 1) usage_error("--divisor must be >= 1, got " + std::to_string(a.divisor));
-  if (a.float_images < 2 || a.qat_images < 2) usage_error("--float-images and --qat-images must be >= 2");
-  if (a.nets.empty() || a.targets.empty() || a.bits.empty()) usage_error("--nets, --targets and --bits must not be empty");
-  for (double z : a.zl_sweep)
-    if (z < 2 || z > 8) usage_error("--zero-loss-sweep values must be in 2..8");
-  return a;
+  return std::nullopt;
 }
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -597,7 +577,8 @@ struct Study {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args args = parse(argc, argv);
+  Args args;
+  if (auto code = parse(argc, argv, args)) return *code;
   try {
     Study st;
     st.args = args;
@@ -626,8 +607,11 @@ int main(int argc, char** argv) {
     std::printf("total_seconds=%.0f\n", j["total_seconds"].get<double>());
     st.write(j);
     if (!args.json_file.empty()) std::printf("wrote %s\n", args.json_file.c_str());
+  } catch (const mixq::error& e) {  // bad input: the data set, an argument value
+    std::fprintf(stderr, "bitwidth_study: %s\n", cli::printable(e.what()).c_str());
+    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "bitwidth_study: %s\n", cli::printable(e.what()).c_str());
     return 1;
   }
   return 0;
