@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mixq/nn/module.hpp"
@@ -53,6 +54,15 @@ class BatchNorm2d : public Module {
   Parameter& bias() { return beta_; }
   Parameter& running_mean() { return running_mean_; }
   Parameter& running_var() { return running_var_; }
+  /// Exchanges the output and input-gradient buffers with `other` (same channels): a grid of BN copies of which
+  /// one runs at a time (one-shot weight coupling) keeps one set of buffers instead of one per copy. Call only
+  /// between a finished backward of this BN and the next forward of `other`.
+  void swap_buffers(BatchNorm2d& other) {
+    y_.data.swap(other.y_.data);
+    std::swap(y_.shape, other.y_.shape);
+    dx_.data.swap(other.dx_.data);
+    std::swap(dx_.shape, other.dx_.shape);
+  }
 
  protected:
   const Tensor& forward_impl(const Tensor& x) override {
