@@ -205,8 +205,8 @@ struct UnitLog {
   std::string name;                 ///< "stage1", "stage1+stage2" (merged), "stage1.main.conv1" (layer)
   Index first_unit = 0, last_unit = 0;
   Index weights = 0;                ///< AdaRound variables optimised
-  double rtn_loss = 0;              ///< L_rec before reconstruction (nearest rounding), whole calibration set
-  double final_loss = 0;            ///< L_rec after (hard rounding), whole calibration set
+  double rtn_loss = 0;              ///< L_rec before reconstruction (nearest rounding), first log_images images
+  double final_loss = 0;            ///< L_rec after (hard rounding), first log_images images
   double train_loss = 0;            ///< mean L_rec of the last 10% of the steps (soft rounding, QDrop on)
   double round_loss = 0;            ///< lambda * regulariser at the last step (beta_end)
   double soft_share = 0;            ///< share of h(V) strictly inside (0, 1) at the end (0: converged to hard)
@@ -228,10 +228,12 @@ struct ReconstructionOptions {
   float keep_probability = 1.f;     ///< QDrop: 0.5 (the probability of keeping quantization)
   bool fisher = false;              ///< BRECQ's Fisher weighting (|dKL/dy| + 1)^2 of the squared error
   std::uint64_t seed = 1;           ///< mini-batch order and QDrop masks
+  Index log_images = 256;           ///< calibration images of the logged rtn_loss and final_loss (0: all)
   /// Called after each unit with its log.
   std::function<void(const UnitLog&)> on_unit;
 
   void validate(Index calibration_images) const {
+    if (log_images < 0) mixq::detail::fail("ReconstructionOptions: log_images must be >= 0, got ", log_images);
     if (steps < 1) mixq::detail::fail("ReconstructionOptions: steps must be >= 1, got ", steps);
     if (batch_size < 1) mixq::detail::fail("ReconstructionOptions: batch_size must be >= 1, got ", batch_size);
     if (calibration_images < batch_size)
@@ -329,11 +331,11 @@ struct Problem {
   const nn::Tensor* weight = nullptr;     ///< Fisher weights |g| + 1 (same shape as target), or null
 };
 
-/// L_rec of the current state over every calibration image (no QDrop), batches of 128.
-inline double full_loss(Problem& p) {
+/// L_rec of the current state over the first `limit` calibration images (0: all; no QDrop), batches of 128.
+inline double full_loss(Problem& p, Index limit) {
   double sum = 0, denom = 0;
   nn::Tensor x, y;
-  const Index n = p.input_q->n();
+  const Index n = limit > 0 ? std::min(limit, p.input_q->n()) : p.input_q->n();
   for (Index b = 0; b < n; b += 128) {
     const Index e = std::min(n, b + 128);
     slice_samples(*p.input_q, b, e, x);
@@ -509,14 +511,14 @@ inline ReconstructionReport reconstruct(PtqNetwork& q, PtqNetwork& fp, const nn:
       q.unit(a).set_input_grad(false);
       p.forward = [&](const nn::Tensor& x) -> const nn::Tensor& { return q.root().forward_range(a, b + 1, x); };
       p.backward = [&](const nn::Tensor& dy) { q.root().backward_range(a, b + 1, dy); };
-      log.rtn_loss = detail::full_loss(p);
+      log.rtn_loss = detail::full_loss(p, o.log_images);
       if (o.fisher) {
         detail::fisher_weights(q, fp, a, b, xq, target, weights);
         p.weight = &weights;
       }
       detail::optimise(p, o, unit_seed(), log);
       q.unit(a).set_input_grad(a > 0);
-      log.final_loss = detail::full_loss(p);
+      log.final_loss = detail::full_loss(p, o.log_images);
       run_units(q, a, b, xq, next_q);
       std::swap(xq, next_q);
       std::swap(xf, target);
@@ -549,10 +551,10 @@ inline ReconstructionReport reconstruct(PtqNetwork& q, PtqNetwork& fp, const nn:
       chain[s.begin].set_input_grad(false);
       p.forward = [&](const nn::Tensor& x) -> const nn::Tensor& { return chain.forward_range(s.begin, s.end, x); };
       p.backward = [&](const nn::Tensor& dy) { chain.backward_range(s.begin, s.end, dy); };
-      log.rtn_loss = detail::full_loss(p);
+      log.rtn_loss = detail::full_loss(p, o.log_images);
       detail::optimise(p, o, unit_seed(), log);
       chain[s.begin].set_input_grad(had_input_grad);
-      log.final_loss = detail::full_loss(p);
+      log.final_loss = detail::full_loss(p, o.log_images);
       finish_log(log, ts, cs);
     }
     q.unit(a).set_input_grad(a > 0);
