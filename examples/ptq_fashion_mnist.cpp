@@ -4,7 +4,7 @@
 // (keep probability 0.5), MRECG on BRECQ and on QDrop with data-dependent (DD) and data-free (DF) ModCap, and
 // random merges of the same k (the control).
 //
-//   ptq_fashion_mnist                                   # --quick: short float training, 160 steps per unit
+//   ptq_fashion_mnist                                   # --quick: short float training, 100 steps per unit
 //   ptq_fashion_mnist --full --seed 2 --float-dir F --json docs/results/ptq_full_s2.json
 //
 // Per run it prints the test accuracy, the wall and CPU time, the merge groups, and the per-unit reconstruction
@@ -57,6 +57,9 @@ struct Args {
   int threads = 2;
 };
 
+// Calibration images of the per-unit losses (and of the data-dependent capacity).
+constexpr Index kLogImages = 512;
+
 const std::vector<std::string> kMethods{"rtn",          "adaround",     "brecq",         "qdrop",
                                         "mrecg_dd_brecq", "mrecg_df_brecq", "random_brecq", "mrecg_dd_qdrop",
                                         "mrecg_df_qdrop", "random_qdrop"};
@@ -104,7 +107,7 @@ std::optional<int> parse(int argc, char** argv, Args& a) {
   cli::Parser p("ptq_fashion_mnist",
                 "Post-training quantization of a small ResNet and MobileNetV2 on Fashion-MNIST: RTN, AdaRound, BRECQ,\n"
                 "QDrop and MRECG's module-capacity merging (data-dependent and data-free) with random merges as control.");
-  p.flag("--quick", a.full, "short float training, 160 steps per unit, 2000 test images (the default)", false);
+  p.flag("--quick", a.full, "short float training, 100 steps per unit, 2000 test images (the default)", false);
   p.flag("--full", a.full, "the docs' run: longer float training, 2000 steps per unit, all 10000 test images");
   p.option("--nets", a.nets, "LIST", "networks, of resnet,mobilenet");
   p.option("--bits", a.bits, "LIST", "bit settings WxAy (first conv, FC, image and FC input stay at 8 bits)");
@@ -113,7 +116,7 @@ std::optional<int> parse(int argc, char** argv, Args& a) {
            "mrecg_df_qdrop,random_qdrop");
   p.option("--seed", a.seed, "S", "mini-batch order, QDrop masks and random merges (the float model and the "
            "calibration set are fixed)");
-  p.option("--steps", a.steps, "T", "Adam steps per reconstruction unit (0: 160 quick, 2000 full)", 0, 10000000);
+  p.option("--steps", a.steps, "T", "Adam steps per reconstruction unit (0: 100 quick, 2000 full)", 0, 10000000);
   p.option("--calibration", a.calibration, "N", "calibration images (fixed set from the training split)", 1, 60000);
   p.option("--batch", a.batch, "N", "images per reconstruction step", 1, 60000);
   p.option("--k-resnet", a.k_resnet, "K", "MRECG merges on the ResNet (4 adjacent pairs)", 0, 1000);
@@ -166,6 +169,13 @@ nlohmann::json span_json(const ptq::UnitLog& u) {
           {"flipped_share", u.flipped_share}, {"seconds", u.seconds},  {"cpu_seconds", u.cpu_seconds}};
 }
 
+// loss / energy of every unit (the error relative to the float output's own size).
+std::vector<double> relative(const ptq::UnitErrors& e) {
+  std::vector<double> r;
+  for (std::size_t u = 0; u < e.loss.size(); ++u) r.push_back(e.relative(static_cast<Index>(u)));
+  return r;
+}
+
 nlohmann::json oscillation_json(const std::vector<double>& losses) {
   const ptq::Oscillation o = ptq::oscillation(losses);
   return {{"sign_changes", o.sign_changes}, {"total_rise", o.total_rise}, {"total_drop", o.total_drop},
@@ -209,7 +219,7 @@ struct Experiment {
     }
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     model->set_training(false);
-    accuracy = sc::evaluate_accuracy(*model, data.test, test_limit);
+    accuracy = sc::evaluate_accuracy(*model, data.test, test_limit, 128);
     return model;
   }
 
@@ -250,7 +260,7 @@ struct Experiment {
       // RTN first: its per-unit errors give the data-dependent capacity
       ptq::PtqNetwork rtn(*model, bits);
       ptq::calibrate_rtn(rtn, calibration);
-      const ptq::UnitErrors rtn_err = ptq::unit_errors(rtn, fp, calibration);
+      const ptq::UnitErrors rtn_err = ptq::unit_errors(rtn, fp, calibration, kLogImages);
       const auto dd = ptq::data_dependent_capacity(rtn_err);
       const auto df = ptq::data_free_capacity(rtn.unit_layers(), {1.0, args.alpha_stride2});
       const auto diff = args.differential == "signed" ? ptq::Differential::signed_drop : ptq::Differential::absolute;
@@ -280,6 +290,7 @@ struct Experiment {
           run["unit_losses"] = rtn_err.loss;
           run["unit_energy"] = rtn_err.energy;
           run["oscillation"] = oscillation_json(rtn_err.loss);
+          run["oscillation_relative"] = oscillation_json(relative(rtn_err));
           run["seconds"] = 0.0;
           run["groups"] = "";
         } else {
@@ -296,19 +307,20 @@ struct Experiment {
           for (const auto& [kk, r] : done)
             if (kk == key) same = &r;
           if (same) {  // the same host and groups: the same run (seeded), not repeated
-            for (const char* f : {"accuracy", "unit_losses", "unit_energy", "oscillation", "spans", "seconds",
-                                  "cpu_seconds", "steps"})
+            for (const char* f : {"accuracy", "unit_losses", "unit_energy", "oscillation", "oscillation_relative",
+                                  "spans", "seconds", "cpu_seconds", "steps"})
               run[f] = (*same)[f];
             run["same_as"] = (*same)["method"];
           } else {
             ptq::PtqNetwork q(*model, bits);
             ptq::calibrate_rtn(q, calibration);
             const ptq::ReconstructionReport rep = ptq::reconstruct(q, fp, calibration, groups, options(net, host));
-            const ptq::UnitErrors err = ptq::unit_errors(q, fp, calibration);
+            const ptq::UnitErrors err = ptq::unit_errors(q, fp, calibration, kLogImages);
             run["accuracy"] = ptq::evaluate_accuracy(q, data.test, test_limit);
             run["unit_losses"] = err.loss;
             run["unit_energy"] = err.energy;
             run["oscillation"] = oscillation_json(err.loss);
+            run["oscillation_relative"] = oscillation_json(relative(err));
             nlohmann::json spans = nlohmann::json::array();
             for (const auto& u : rep.units) spans.push_back(span_json(u));
             run["spans"] = spans;
@@ -344,7 +356,7 @@ int main(int argc, char** argv) {
     nn::set_num_threads(args.threads);
     Experiment ex;
     ex.args = args;
-    ex.steps = args.steps > 0 ? args.steps : (args.full ? 2000 : 160);
+    ex.steps = args.steps > 0 ? args.steps : (args.full ? 2000 : 100);
     ex.test_limit = args.test_limit >= 0 ? args.test_limit : (args.full ? 10000 : 2000);
     ex.lr_scale = args.lr_scale > 0 ? args.lr_scale : 20000.f / static_cast<float>(ex.steps);
     if (args.batch > args.calibration)

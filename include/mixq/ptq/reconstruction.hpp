@@ -137,8 +137,8 @@ inline void calibrate_rtn(PtqNetwork& net, const nn::Tensor& images, Index batch
 }
 
 /// Per base unit: the reconstruction error of its output in the quantized network `q` (fed the quantized output of
-/// every earlier unit) against the float network `fp`, as L_rec over `images` (loss), and the float output's own
-/// energy sum_C y^2 averaged the same way (energy).
+/// every earlier unit) against the float network `fp`, as L_rec over the first `limit` of `images` (0: all; loss),
+/// and the float output's own energy sum_C y^2 averaged the same way (energy).
 struct UnitErrors {
   std::vector<double> loss, energy;
   /// loss / energy of unit u.
@@ -148,15 +148,18 @@ struct UnitErrors {
   }
 };
 
-inline UnitErrors unit_errors(PtqNetwork& q, PtqNetwork& fp, const nn::Tensor& images, Index batch = 128) {
+inline UnitErrors unit_errors(PtqNetwork& q, PtqNetwork& fp, const nn::Tensor& images, Index limit = 0,
+                              Index batch = 128) {
   if (q.units() != fp.units()) mixq::detail::fail("unit_errors: networks have ", q.units(), " and ", fp.units(), " units");
+  if (limit < 0 || batch < 1) mixq::detail::fail("unit_errors: limit ", limit, " must be >= 0 and batch ", batch, " >= 1");
+  const Index n = limit > 0 ? std::min(limit, images.n()) : images.n();
   UnitErrors r;
   r.loss.assign(static_cast<std::size_t>(q.units()), 0.0);
   r.energy.assign(static_cast<std::size_t>(q.units()), 0.0);
   std::vector<double> denom(static_cast<std::size_t>(q.units()), 0.0);
   nn::Tensor part, xq, xf;
-  for (Index b = 0; b < images.n(); b += batch) {
-    detail::slice_samples(images, b, std::min(images.n(), b + batch), part);
+  for (Index b = 0; b < n; b += batch) {
+    detail::slice_samples(images, b, std::min(n, b + batch), part);
     xq = part;
     xf = part;
     for (Index u = 0; u < q.units(); ++u) {
@@ -178,7 +181,7 @@ inline UnitErrors unit_errors(PtqNetwork& q, PtqNetwork& fp, const nn::Tensor& i
 }
 
 /// Top-1 accuracy of the network on the first `limit` images of `set` (0: all).
-inline double evaluate_accuracy(PtqNetwork& net, const io::ImageSet& set, Index limit = 0, Index batch = 500) {
+inline double evaluate_accuracy(PtqNetwork& net, const io::ImageSet& set, Index limit = 0, Index batch = 128) {
   const Index n = limit > 0 ? std::min<Index>(limit, set.size()) : set.size();
   if (n < 1 || batch < 1) mixq::detail::fail("evaluate_accuracy: no images (limit ", limit, ") or batch ", batch);
   const auto order = nn::epoch_order(n);
