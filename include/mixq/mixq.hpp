@@ -10,3 +10,4 @@
 #include "mixq/search.hpp"
 #include "mixq/nn.hpp"
 #include "mixq/schedule.hpp"
+#include "mixq/ptq.hpp"

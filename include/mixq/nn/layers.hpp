@@ -347,6 +347,8 @@ class Residual : public Module {
   const Tensor& output() const override { return y_; }
   Sequential& main() { return *main_; }
   Sequential* shortcut() { return shortcut_.get(); }
+  /// The activation after the sum.
+  Activation activation() const { return act_; }
   void set_input_grad(bool needed) override {
     input_grad_ = needed;
     main_->set_input_grad(needed);
