@@ -1,8 +1,9 @@
 // Training substrate speed: convolution forward/backward at the small ResNet's shapes against a bare Eigen GEMM
 // of the same size (the baseline: im2col and the rest are overhead), BatchNorm, and one full training step of
-// the ResNet (batch 128) in float and at W4A4. items_per_second counts multiply-accumulates (conv, GEMM) or
-// images (training steps). Threads: MIXQ_BENCH_THREADS (default 1). Convolutions run im2col into a padded,
-// phase-split plane (see nn/conv.hpp); the baseline is the GEMM alone.
+// the small ResNet and the MobileNetV2-style net (batch 128) in float and at W4A4 on each GEMM engine (Eigen and
+// oneDNN in the same run, nn/gemm.hpp). items_per_second counts multiply-accumulates (conv, GEMM) or images
+// (training steps). Threads: MIXQ_BENCH_THREADS (default 1). Convolutions run im2col into a padded, phase-split
+// plane (see nn/conv.hpp); the baseline is the GEMM alone.
 #include <mixq/mixq.hpp>
 
 #include <benchmark/benchmark.h>
@@ -81,11 +82,20 @@ void BM_BatchNormForwardBackward(benchmark::State& state) {
 }
 BENCHMARK(BM_BatchNormForwardBackward)->Unit(benchmark::kMillisecond);
 
-// One SGD step of the small ResNet on a batch of 128 (arg: bit-width, 32 = float).
-void BM_ResNetTrainStep(benchmark::State& state) {
+// One SGD step on a batch of 128. Args: network (0: the small ResNet, 1: the MobileNetV2-style net), bit-width
+// (32 = float, else WbAb), GEMM engine (0: Eigen, 1: oneDNN; nn/gemm.hpp). CPU time of the process (all threads),
+// so an engine's threads are counted; the wall time is reported too.
+void BM_TrainStep(benchmark::State& state) {
   nn::set_num_threads(bench_threads());
-  auto m = nn::make_resnet();
-  const int bits = static_cast<int>(state.range(0));
+  const auto engine = state.range(2) == 1 ? nn::GemmEngine::dnnl : nn::GemmEngine::eigen;
+  if (engine == nn::GemmEngine::dnnl && !nn::gemm_dnnl_available) {
+    state.SkipWithError("oneDNN is not compiled in");
+    return;
+  }
+  const nn::GemmEngine before = nn::gemm_engine();
+  nn::set_gemm_engine(engine);
+  auto m = state.range(0) == 1 ? nn::make_mobilenet() : nn::make_resnet();
+  const int bits = static_cast<int>(state.range(1));
   nn::set_uniform_bits(*m, bits, bits);
   const nn::Tensor x = random_tensor(128, 1, 28, 28);
   std::vector<std::int32_t> y(128);
@@ -101,8 +111,13 @@ void BM_ResNetTrainStep(benchmark::State& state) {
   step();  // warm-up: buffers are allocated and quantizers initialised on the first step
   for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * 128);
+  nn::set_gemm_engine(before);
 }
-BENCHMARK(BM_ResNetTrainStep)->Arg(32)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_TrainStep)
+    ->ArgNames({"net", "bits", "engine"})
+    ->ArgsProduct({{0, 1}, {32, 4}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime();
 
 }  // namespace
 

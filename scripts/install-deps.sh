@@ -12,6 +12,8 @@ packages=(
   qemu-user g++-aarch64-linux-gnu
   # The Python module, the torch extension and their tests/benchmarks (issue 21).
   pybind11-dev python3-dev python3-numpy python3-pytest libtorch-dev python3-torch python3-pulp
+  # The nn layers' GEMM engine (oneDNN) and the engines bench_gemm compares it with (issue 23).
+  libdnnl-dev libopenblas-serial-dev libblis-serial-dev
 )
 # The aarch64 cross build links zlib for arm64 from Debian's multiarch archive.
 arm64_packages=(zlib1g-dev:arm64)

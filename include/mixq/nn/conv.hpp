@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// 2-D convolution with hand-written forward and backward: the geometry, padded planes, im2col and col2im, the
-/// direct depthwise path, the GEMM path (Eigen) with its per-thread reductions, Kaiming-normal initialisation (also
+/// direct depthwise path, the GEMM path (nn/gemm.hpp: oneDNN or Eigen) with its per-thread reductions, Kaiming-normal initialisation (also
 /// used by Linear, nn/layers.hpp), and the Conv2d module (groups, depthwise, optional bias).
 
 #include "mixq/detail/eigen.hpp"
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "mixq/nn/gemm.hpp"
 #include "mixq/nn/module.hpp"
 
 namespace mixq::nn {
@@ -283,8 +284,7 @@ inline void conv2d_forward(const ConvGeometry& g, const Tensor& x, const float* 
       } else {
         const float* cp = gemm_columns(g, xn, col, pad);
         for (Index gr = 0; gr < g.groups; ++gr) {
-          MapRM(yn + gr * OCg * P, OCg, P).noalias() =
-              ConstMapRM(w + gr * OCg * K, OCg, K) * ConstMapRM(cp + gr * K * P, K, P);
+          gemm(false, false, OCg, P, K, w + gr * OCg * K, K, cp + gr * K * P, P, false, yn + gr * OCg * P, P);
         }
       }
       if (bias) {
@@ -345,27 +345,21 @@ inline void conv2d_backward(const ConvGeometry& g, const Tensor& x, const float*
         continue;
       }
       const float* cp = gemm_columns(g, xn, col, pad);
-      for (Index gr = 0; gr < g.groups; ++gr) {
-        ConstMapRM dyg(dyn + gr * OCg * P, OCg, P);
-        if (n == b)  // the chunk's first image initialises its partial sum
-          dwt.middleRows(gr * OCg, OCg).noalias() = dyg * ConstMapRM(cp + gr * K * P, K, P).transpose();
-        else
-          dwt.middleRows(gr * OCg, OCg).noalias() += dyg * ConstMapRM(cp + gr * K * P, K, P).transpose();
-      }
+      for (Index gr = 0; gr < g.groups; ++gr)  // the chunk's first image initialises its partial sum
+        gemm(false, true, OCg, K, P, dyn + gr * OCg * P, P, cp + gr * K * P, P, n != b, dwt.data() + gr * OCg * K, K);
       if (!dxn) continue;
       if (transposed) {
         if (dcol.size() < tg.cols_per_group() * P + kCopySlack) dcol.resize(tg.cols_per_group() * P + kCopySlack);
         im2col(tg, dyn, dcol.data(), pad);
-        MapRM(dxn, g.in_channels, P).noalias() = scratch.flipped * ConstMapRM(dcol.data(), tg.cols_per_group(), P);
+        const Index Kt = tg.cols_per_group();
+        gemm(false, false, g.in_channels, P, Kt, scratch.flipped.data(), Kt, dcol.data(), P, false, dxn, P);
       } else if (g.pointwise()) {
         for (Index gr = 0; gr < g.groups; ++gr)
-          MapRM(dxn + gr * K * P, K, P).noalias() =
-              ConstMapRM(w + gr * OCg * K, OCg, K).transpose() * ConstMapRM(dyn + gr * OCg * P, OCg, P);
+          gemm(true, false, K, P, OCg, w + gr * OCg * K, K, dyn + gr * OCg * P, P, false, dxn + gr * K * P, P);
       } else {
         if (dcol.size() < K * g.groups * P) dcol.resize(K * g.groups * P + kCopySlack);
         for (Index gr = 0; gr < g.groups; ++gr)
-          MapRM(dcol.data() + gr * K * P, K, P).noalias() =
-              ConstMapRM(w + gr * OCg * K, OCg, K).transpose() * ConstMapRM(dyn + gr * OCg * P, OCg, P);
+          gemm(true, false, K, P, OCg, w + gr * OCg * K, K, dyn + gr * OCg * P, P, false, dcol.data() + gr * K * P, P);
         col2im(g, dcol.data(), dxn, pad);
       }
     }

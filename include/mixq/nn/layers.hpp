@@ -28,10 +28,9 @@ namespace detail {
 inline void linear_forward(const Tensor& x, const float* w, const float* bias, Index out_features, Tensor& y) {
   const Index N = x.n(), F = x.sample_size();
   y.resize(N, out_features);
-  ConstMapRM W(w, out_features, F);
   parallel_for(N, [&](Index b, Index e, int) {
+    gemm(false, true, e - b, out_features, F, x.ptr() + b * F, F, w, F, false, y.ptr() + b * out_features, out_features);
     MapRM Y(y.ptr() + b * out_features, e - b, out_features);
-    Y.noalias() = ConstMapRM(x.ptr() + b * F, e - b, F) * W.transpose();
     if (bias) Y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias, out_features);
   });
 }
@@ -40,16 +39,16 @@ inline void linear_forward(const Tensor& x, const float* w, const float* bias, I
 inline void linear_backward(const Tensor& x, const float* w, const Tensor& dy, Index out_features, float* dw,
                             float* dbias, Tensor* dx) {
   const Index N = x.n(), F = x.sample_size();
-  ConstMapRM X(x.ptr(), N, F), dY(dy.ptr(), N, out_features), W(w, out_features, F);
+  ConstMapRM dY(dy.ptr(), N, out_features);
   parallel_for(out_features, [&](Index b, Index e, int) {
-    MapRM(dw + b * F, e - b, F).noalias() += dY.middleCols(b, e - b).transpose() * X;
+    gemm(true, false, e - b, F, N, dy.ptr() + b, out_features, x.ptr(), F, true, dw + b * F, F);
     if (dbias)
       for (Index o = b; o < e; ++o) dbias[o] += dY.col(o).sum();
   });
   if (dx) {
     dx->resize_like(x);
     parallel_for(N, [&](Index b, Index e, int) {
-      MapRM(dx->ptr() + b * F, e - b, F).noalias() = dY.middleRows(b, e - b) * W;
+      gemm(false, false, e - b, F, out_features, dy.ptr() + b * out_features, out_features, w, F, false, dx->ptr() + b * F, F);
     });
   }
 }
