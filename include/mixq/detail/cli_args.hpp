@@ -7,8 +7,8 @@
 /// - `--version`: "PROGRAM (mixq X.Y.Z)" on stdout, exit 0.
 /// - An unknown argument, a missing value, a value that is not entirely a number (`2x`, `1e`, ``), out of the
 ///   option's range, or not one of its choices: "PROGRAM: MESSAGE" and the usage on stderr, exit 2.
-/// - A bad MIXQ_FORCE_ISA (unknown name, or an ISA this CPU lacks): one line on stderr, exit 2. Names are
-///   matched case-insensitively (kernels/dispatch.hpp).
+/// - A bad MIXQ_FORCE_ISA (unknown name, or an ISA this CPU lacks) or MIXQ_NN_ENGINE (unknown name, or dnnl when
+///   oneDNN is not compiled in, nn/gemm.hpp): one line on stderr, exit 2. Names are matched case-insensitively.
 ///
 ///   namespace cli = mixq::detail::cli;
 ///   cli::Parser p("train_fashion_mnist", "Trains ... on Fashion-MNIST.");
@@ -34,6 +34,7 @@
 
 #include "mixq/error.hpp"
 #include "mixq/kernels/dispatch.hpp"
+#include "mixq/nn/gemm.hpp"
 #include "mixq/version.hpp"
 
 namespace mixq::detail::cli {
@@ -88,6 +89,7 @@ inline double parse_real(const std::string& name, const std::string& text, doubl
 inline std::optional<int> check_isa_environment(const std::string& program, std::ostream& err = std::cerr) {
   try {
     (void)mixq::kernels::active_isa();
+    (void)mixq::nn::gemm_engine();  // MIXQ_NN_ENGINE is read here, before the program writes anything
   } catch (const std::exception& e) {
     err << program << ": " << printable(e.what()) << "\n";
     return 2;
