@@ -4,13 +4,15 @@
 //                      in the same loop, its baseline: 1 + k plain forward/backward passes (set the policy, CE,
 //                      backward) at the same batch. Counter ratio = step CPU time / baseline CPU time (goal <= 1.1).
 //   BM_scheduler_event: one scheduler event (turbulence of 8 layers x 5 bit-widths, ranking, candidate update);
-//                      goal < 1 ms.
+//                      goal < 1 ms; baseline in the same run: one multiply-compare-count pass per weight and
+//                      bit-width (counter vs_baseline).
 //   BM_evaluate_policy: retraining-free evaluation of one policy: BN re-estimation on 32 x 128 images plus
 //                      the test accuracy on 10,000 images (the example's --full setting).
 // Memory counters (bytes): the BN grid beyond one BN per layer, the step sizes, the EMA copy, the optimiser state.
 #include <benchmark/benchmark.h>
 #include <mixq/mixq.hpp>
 
+#include <cmath>
 #include <ctime>
 #include <random>
 
@@ -91,7 +93,7 @@ void BM_oneshot_step(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * bs);
   state.SetLabel("batch " + std::to_string(bs) + ", k=3; items = images per step");
 }
-BENCHMARK(BM_oneshot_step)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_oneshot_step)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime()->Iterations(8);
 
 void BM_scheduler_event(benchmark::State& state) {
   const auto data = synthetic(32);
@@ -100,11 +102,32 @@ void BM_scheduler_event(benchmark::State& state) {
   net.initialize_step_sizes(batch(data, 32, y));
   sc::BitWidthScheduler s;
   int e = 7;
+  double event_cpu = 0;
   for (auto _ : state) {
+    const double t = cpu_seconds();
     const sc::SchedulerEvent& ev = s.apply(net, e, s.ratio(e));
+    event_cpu += cpu_seconds() - t;
     benchmark::DoNotOptimize(ev.metric.data());
     e = e >= 107 ? 7 : e + 2;
   }
+  // Baseline in the same run (the load moves CPU times several-fold here): one multiply, compare and count per
+  // weight and bit-width, the least a pass over the weights at every candidate can cost.
+  double base_cpu = 0, count = 0;
+  const int reps = 20;
+  for (int r = 0; r < reps; ++r) {
+    const double t = cpu_seconds();
+    for (std::size_t l = 0; l < net.size(); ++l)
+      for (int b = 2; b <= 6; ++b) {
+        const Eigen::VectorXf& w = net.layer(l).master_weight().value;
+        const float inv = 1.f / (0.01f * static_cast<float>(b + r));
+        for (nn::Index i = 0; i < w.size(); ++i) count += std::fabs(w[i] * inv) > 0.375f;
+      }
+    base_cpu += cpu_seconds() - t;
+  }
+  benchmark::DoNotOptimize(count);
+  state.counters["event_cpu_us"] = 1e6 * event_cpu / static_cast<double>(state.iterations());
+  state.counters["baseline_cpu_us"] = 1e6 * base_cpu / reps;
+  state.counters["vs_baseline"] = (event_cpu / static_cast<double>(state.iterations())) / (base_cpu / reps);
   state.SetItemsProcessed(state.iterations());
   state.SetLabel("8 layers x 5 weight bit-widths, 41,472 weights");
 }

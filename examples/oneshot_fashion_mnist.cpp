@@ -45,6 +45,7 @@ struct Args {
   std::uint64_t seed = 1;
   std::string data, float_file, save_float, json_file;
   bool no_scheduler = false, no_idm = false, random_freeze = false, coupled = false, qe = false, distribution = false;
+  bool per_channel = false;
   bool no_search = false, no_retrain = false, frontier_greedy = false;
   int min_bits = 2;
   int threads = 2;
@@ -70,6 +71,7 @@ std::optional<Args> parse(int argc, char** argv, int& exit_code) {
   p.flag("--no-scheduler", a.no_scheduler, "train without the bit-width scheduler (ablation)");
   p.flag("--no-idm", a.no_idm, "train without information distortion mitigation (ablation)");
   p.flag("--random-freeze", a.random_freeze, "the scheduler freezes random layers at the same ratio (ablation)");
+  p.flag("--per-channel", a.per_channel, "one weight step size per output channel (the paper: per tensor)");
   p.flag("--coupled", a.coupled, "one candidate set for weights and activations (the released ResNet-18 config)");
   p.flag("--qe", a.qe, "add the released code's QE oscillation loss");
   p.flag("--distribution", a.distribution, "add the released code's negative 'distribution' weight decay");
@@ -203,6 +205,7 @@ int main(int argc, char** argv) {
     sc::SupernetOptions so;
     so.weight_bits = so.activation_bits = bits;
     so.split_candidates = !args.coupled;
+    so.per_channel_weights = args.per_channel;
     sc::Supernet net("resnet", so, args.seed);
     net.load_float(*float_model);
     sc::OneShotOptions oo;
@@ -223,6 +226,7 @@ int main(int argc, char** argv) {
     report.settings = {{"mode", args.full ? "full" : "quick"},
                        {"candidate_bits", bits},
                        {"split_candidates", !args.coupled},
+                       {"per_channel_weights", args.per_channel},
                        {"epochs", args.epochs},
                        {"train_images_per_epoch", args.train_limit > 0 ? args.train_limit : n_train},
                        {"heldout_images", args.heldout},
@@ -371,7 +375,7 @@ int main(int argc, char** argv) {
         if (hit != done.end()) return hit->second;
         nn::ModelOptions qo;
         qo.seed = args.seed;
-        qo.quant.per_channel_weights = false;
+        qo.quant.per_channel_weights = args.per_channel;  // the supernet's granularity
         auto q = nn::make_resnet(qo);
         sc::copy_matching_parameters(*float_model, *q);
         nn::set_uniform_bits(*q, 8, 8);

@@ -57,11 +57,12 @@ def table(runs):
     if full:
         out.append(f"Searched and uniform policies ({len(full)} seeds: {', '.join(str(r['seed']) for r in full)}), "
                    "test accuracy % (mean ± std):\n")
-        out.append("| level | method | BitOps (M) | one-shot | retrained | one-shot − retrained |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("| level | method | BitOps (M) | one-shot | retrained | one-shot − retrained | one-shot − uniform one-shot |")
+        out.append("|---|---|---|---|---|---|---|")
         for level in ("W3A3", "W4A4"):
-            rows = defaultdict(lambda: {"os": [], "rt": [], "ops": [], "diff": []})
+            rows = defaultdict(lambda: {"os": [], "rt": [], "ops": [], "diff": [], "vsu": []})
             for r in full:
+                uni_os = [u["oneshot_accuracy"] for u in r["uniform"] if u["level"] == level]
                 for u in r["uniform"]:
                     if u["level"] == level:
                         d = rows["uniform"]
@@ -77,6 +78,8 @@ def table(runs):
                     d = rows[key]
                     d["os"].append(s["oneshot_accuracy"])
                     d["ops"].append(s["bit_operations"] / 1e6)
+                    if uni_os:
+                        d["vsu"].append(s["oneshot_accuracy"] - uni_os[0] + 1.0)
                     if key not in seen and s["retrained_accuracy"] >= 0:
                         d["rt"].append(s["retrained_accuracy"])
                         d["diff"].append(s["oneshot_accuracy"] - s["retrained_accuracy"] + 1.0)
@@ -88,7 +91,9 @@ def table(runs):
                 ops = f"{statistics.mean(d['ops']):.1f}" if d["ops"] else "-"
                 dm, ds = mean_std(d["diff"])
                 diff = "-" if dm is None else f"{100 * (dm - 1.0):+.2f} ± {100 * ds:.2f}"
-                out.append(f"| {level} | {m} | {ops} | {fmt(d['os'])} | {fmt(d['rt'])} | {diff} |")
+                um, us = mean_std(d["vsu"])
+                vsu = "-" if um is None else f"{100 * (um - 1.0):+.2f} ± {100 * us:.2f}"
+                out.append(f"| {level} | {m} | {ops} | {fmt(d['os'])} | {fmt(d['rt'])} | {diff} | {vsu} |")
         taus = [r["kendall_tau"] for r in full if r.get("kendall_tau") is not None]
         if taus:
             out.append(f"\nKendall tau (one-shot vs retrained) per seed: {', '.join(f'{t:.3f}' for t in taus)}; "
@@ -136,15 +141,9 @@ def plot(runs, output):
     for r in full:
         for u in r["uniform"]:
             b = int(u["level"][1])
-            ops = None
             uni[b][0].append(u["oneshot_accuracy"] * 100)
             if u["retrained_accuracy"] >= 0:
                 uni[b][1].append(u["retrained_accuracy"] * 100)
-    # BitOps of uniform levels from the frontier's end points are not stored per level: recompute from searches.
-    level_ops = {}
-    for r in full:
-        for s in r["searches"]:
-            level_ops.setdefault(s["level"], s["bit_operations"])
     ref = {2: 44.20, 3: 90.36, 4: 154.98, 5: 238.08, 6: 339.63}  # M BitOps of the small ResNet (stem, FC at 8x8)
     bs = sorted(uni)
     ax.plot([ref[b] for b in bs], [statistics.mean(uni[b][0]) for b in bs], "ks", label="uniform WbAb, one-shot")
@@ -161,11 +160,19 @@ def plot(runs, output):
     for m, (xs, ys) in sorted(rt.items()):
         c, _ = styles.get(m, ("C3", "-"))
         ax.scatter(xs, ys, marker="x", color=c, alpha=0.7, label=f"{m} policy, retrained")
+    if "greedy" not in methods:  # the greedy search at the two levels, one-shot
+        gx = [s["bit_operations"] / 1e6 for r in full for s in r["searches"] if s["method"] == "greedy"]
+        gy = [100 * s["oneshot_accuracy"] for r in full for s in r["searches"] if s["method"] == "greedy"]
+        if gx:
+            ax.scatter(gx, gy, marker="o", facecolors="none", edgecolors="C2", label="greedy policy, one-shot")
     ax.set_xscale("log")
     ax.set_xlabel("BitOps per image (M), log scale")
     ax.set_ylabel("test accuracy (%)")
     mode = full[0]["settings"]["mode"]
-    ax.set_title(f"One-shot weight coupling, small ResNet on Fashion-MNIST ({mode}, {len(full)} seeds)")
+    seeds = "seed" if len(full) == 1 else "seeds"
+    ax.set_title(f"One-shot weight coupling, small ResNet on Fashion-MNIST ({mode}, {len(full)} {seeds})")
+    ax.text(0.01, 0.99, "curves: mean over seeds per budget, x = BitOps the policy uses", transform=ax.transAxes,
+            fontsize=7, va="top")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

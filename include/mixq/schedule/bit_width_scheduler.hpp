@@ -13,7 +13,7 @@
 ///   e0 = floor(5E/150), k_max = E / T_early (the code's CosineSched(0, E/2, 0.5, 0.2) at E = 150): 0.5 -> 0.2;
 /// - at an event every layer gets its full candidates back (not cumulative), then the floor(L r) most turbulent
 ///   layers (or random ones: the ablation) lose their minimum weight bit-width (and activation bit-width in the
-///   coupled mode).
+///   coupled mode) when it is <= removable_bits (2, the released code's rule: only 2 bits are ever removed).
 
 #include <algorithm>
 #include <chrono>
@@ -39,13 +39,18 @@ inline double boundary_share(const float* w, Index n, float step, int bits, doub
   if (!(proportion > 0.0 && proportion <= 1.0))
     mixq::detail::fail("boundary_share: proportion must be in (0, 1], got ", proportion);
   const double qn = -std::ldexp(1.0, bits - 1), qp = std::ldexp(1.0, bits - 1) - 1.0;
-  const double t = (1.0 - proportion) / 2.0;
+  const double t = (1.0 - proportion) / 2.0, inv = 1.0 / static_cast<double>(step);
   Index shifted = 0;
+  // Branch-free, no libm call: x is clamped to [qn - 1, qp + 1] (the counts do not change: beyond the ends only
+  // the uncounted outward side grows), so floor(x + 1/2) is a truncation of a positive number. A tie
+  // x = k + 1/2 counts whichever level it goes to.
+  const double base = qn - 1.0;
   for (Index i = 0; i < n; ++i) {
-    const double x = static_cast<double>(w[i]) / static_cast<double>(step);
-    const double level = std::min(qp, std::max(qn, std::nearbyint(x)));
+    const double x = std::min(qp + 1.0, std::max(base, static_cast<double>(w[i]) * inv));
+    const double level = std::min(qp, std::max(qn, static_cast<double>(static_cast<std::int64_t>(x + 0.5 - base)) + base));
     const double d = x - level;
-    if (level == qn ? d > t : level == qp ? d < -t : std::fabs(d) > t) ++shifted;
+    const bool up = d > t, down = d < -t;
+    shifted += static_cast<Index>((up && level != qp) || (down && level != qn));
   }
   return static_cast<double>(shifted) / static_cast<double>(n);
 }
@@ -76,6 +81,9 @@ struct SchedulerOptions {
   double ratio_start = 0.5;    ///< share of layers frozen at the first event
   double ratio_end = 0.2;      ///< ... at the end
   bool random_layers = false;  ///< freeze random layers (same count) instead of the most turbulent: the ablation
+  /// A selected layer loses its minimum weight bit-width only when that minimum is <= this (the released code:
+  /// 2; a layer whose minimum is already 3 is counted but keeps its candidates).
+  int removable_bits = 2;
   std::uint64_t seed = 1;      ///< for random_layers
 };
 
@@ -147,7 +155,8 @@ class BitWidthScheduler {
     net.reset_candidates();
     const std::size_t count = static_cast<std::size_t>(std::floor(static_cast<double>(L) * r + 1e-9));
     for (std::size_t i = 0; i < count && i < L; ++i)
-      if (net.remove_min_bits(order[i])) ev.frozen.push_back(net.name(order[i]));
+      if (net.weight_candidates(order[i]).front() <= opt_.removable_bits && net.remove_min_bits(order[i]))
+        ev.frozen.push_back(net.name(order[i]));
     ev.microseconds = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
     log_.push_back(std::move(ev));
     return log_.back();
