@@ -126,7 +126,7 @@ class ActQuantizer : public nn::Module {
     nn::parallel_for(n, [&](Index b, Index e, int) {
       kernels::fake_quant(x.ptr() + b, y_.ptr() + b, e - b, s, zero_point_, qmin(), qmax());
     });
-    if (keep_ < 1.f) {
+    if (keep_ < 1.f) {  // QDrop: draw the mask and put the float value where it drops quantization
       mask_.resize(n);
       masks_.fill(keep_, n, mask_.data());
       nn::parallel_for(n, [&](Index b, Index e, int) {
@@ -145,26 +145,31 @@ class ActQuantizer : public nn::Module {
     if (mode_ != ActMode::quantize) return dy;
     const nn::Tensor& x = *input_;
     const Index n = x.size();
-    const float* g = dy.ptr();
-    if (masked_) {  // the quantized path sees dy * mask, the float path dy * (1 - mask)
-      dy_masked_.resize(n);
-      nn::parallel_for(n, [&](Index b, Index e, int) {
-        dy_masked_.segment(b, e - b).array() =
-            Eigen::Map<const Eigen::ArrayXf>(dy.ptr() + b, e - b) * mask_.segment(b, e - b).array();
-      });
-      g = dy_masked_.data();
-    }
     dx_.resize_like(x);
     const float s = scale_.value[0];
     const Index chunks = std::min<Index>(n, nn::kParallelChunks);
     part_.assign(static_cast<std::size_t>(std::max<Index>(chunks, 1)), 0.0);
     nn::parallel_for_chunks(n, chunks, [&](Index b, Index e, Index chunk, int) {
-      part_[static_cast<std::size_t>(chunk)] =
-          kernels::lsq_backward(x.ptr() + b, g + b, dx_.ptr() + b, e - b, s, zero_point_, qmin(), qmax(), nullptr);
-      if (masked_) {
-        Eigen::Map<Eigen::ArrayXf>(dx_.ptr() + b, e - b) +=
-            Eigen::Map<const Eigen::ArrayXf>(dy.ptr() + b, e - b) - dy_masked_.segment(b, e - b).array();
+      if (!masked_) {
+        part_[static_cast<std::size_t>(chunk)] =
+            kernels::lsq_backward(x.ptr() + b, dy.ptr() + b, dx_.ptr() + b, e - b, s, zero_point_, qmin(), qmax(), nullptr);
+        return;
       }
+      // QDrop, in blocks that stay in cache: the quantized path sees dy where kept (0 elsewhere), dropped elements
+      // pass dy unchanged
+      // (dy - dy * mask is 0 or dy exactly, so dx is exact)
+      constexpr Index kBlock = 2048;
+      float g[kBlock];
+      double sum = 0.0;
+      for (Index s0 = b; s0 < e; s0 += kBlock) {
+        const Index len = std::min(kBlock, e - s0);
+        auto d = Eigen::Map<const Eigen::ArrayXf>(dy.ptr() + s0, len);
+        auto ga = Eigen::Map<Eigen::ArrayXf>(g, len);
+        ga = d * Eigen::Map<const Eigen::ArrayXf>(mask_.data() + s0, len);
+        sum += kernels::lsq_backward(x.ptr() + s0, g, dx_.ptr() + s0, len, s, zero_point_, qmin(), qmax(), nullptr);
+        Eigen::Map<Eigen::ArrayXf>(dx_.ptr() + s0, len) += d - ga;
+      }
+      part_[static_cast<std::size_t>(chunk)] = sum;
     });
     if (learn_) {
       double d = 0.0;
@@ -211,7 +216,7 @@ class ActQuantizer : public nn::Module {
   const nn::Tensor* input_ = nullptr;
   const nn::Tensor* out_ = &y_;
   nn::Tensor y_, dx_;
-  Eigen::VectorXf mask_, dy_masked_;
+  Eigen::VectorXf mask_;
   std::vector<double> part_;
 };
 
