@@ -7,9 +7,9 @@
 //          dCol[K x P] = W^T dY (col2im not counted), once per image;
 // and for the linear layers one call per batch. One thread (each engine's single-threaded library, or told to use
 // one thread; the CPU time is the process's, so an engine starting threads pays for them). Counters: GFLOPs
-// (2 M N K per call, per CPU second), peak (that rate over --peak GFLOP/s, default
-// 102.4: 3.2 GHz x 2 FMA pipes x 8 lanes x 2, this Zen 4's FP32 peak for AVX2 and for its double-pumped AVX-512),
-// max_rel_err (the largest |C - C_eigen| / max |C_eigen| against Eigen generic on the same inputs).
+// (2 M N K per call, per CPU second; benchmarks/gemm_report.py reads it against the peak/fma_* benchmarks of the
+// same run: independent FMA chains, the machine's FP32 FMA peak for one thread), max_rel_err (the largest
+// |C - C_eigen| / max |C_eigen| against Eigen generic on the same inputs; a benchmark above 1e-4 fails).
 //
 // Engines: eigen_generic (Eigen without -march: SSE2, what a user's build without flags gets), eigen_native
 // (-march=native), openblas (serial, run-time CPU dispatch), blis (serial), dnnl (oneDNN 2.6 sgemm).
@@ -58,8 +58,6 @@ std::vector<GemmEngine> gemm_engines() {
 }  // namespace mixq_bench
 
 namespace {
-
-double g_peak = 102.4;
 
 /// One GEMM call shape: C[M x N] = op(A) op(B), repeated `calls` times per batch.
 struct Call {
@@ -149,8 +147,6 @@ void BM_gemm(benchmark::State& state, mixq_bench::GemmEngine engine, Call c) {
   const double flops = 2.0 * static_cast<double>(c.M) * static_cast<double>(c.N) * static_cast<double>(c.K) * c.calls;
   state.counters["GFLOPs"] = benchmark::Counter(flops * 1e-9 * static_cast<double>(state.iterations()),
                                                 benchmark::Counter::kIsRate);
-  state.counters["peak"] = benchmark::Counter(flops * 1e-9 * static_cast<double>(state.iterations()) / g_peak,
-                                              benchmark::Counter::kIsRate);
   state.counters["max_rel_err"] = rel;
   state.counters["M"] = static_cast<double>(c.M);
   state.counters["N"] = static_cast<double>(c.N);
@@ -207,16 +203,8 @@ void BM_fma_peak(benchmark::State& state) {
 int main(int argc, char** argv) {
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--peak=", 7) == 0) {
-      g_peak = std::atof(argv[i] + 7);
-      if (!(g_peak > 0)) {
-        std::fprintf(stderr, "bench_gemm: --peak must be a positive GFLOP/s figure, got '%s'\n", argv[i] + 7);
-        return 2;
-      }
-      continue;
-    }
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
-      std::printf("bench_gemm [--peak=GFLOPS] [Google Benchmark options]: the nn layers' GEMMs on every engine\n"
+      std::printf("bench_gemm [Google Benchmark options]: the nn layers' GEMMs on every engine\n"
                   "compiled in (see the file's first comment).\n\n");
     args.push_back(argv[i]);
   }
