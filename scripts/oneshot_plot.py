@@ -44,6 +44,10 @@ def arm(run):
     s = run["settings"]
     name = []
     name.append(f"bits {min(s['candidate_bits'])}..6")
+    if min(s["candidate_bits"]) > 2 and s["scheduler"]:  # only 2 bits are removable: the scheduler never acts
+        name.append("scheduler on (no 2 bits to freeze)")
+        name.append("IDM " + ("on" if s["idm_weight"] > 0 else "off"))
+        return ", ".join(name)
     name.append("scheduler " + ("off" if not s["scheduler"] else "random" if s["random_freeze"] else "on"))
     name.append("IDM " + ("on" if s["idm_weight"] > 0 else "off"))
     if not s.get("split_candidates", True):
@@ -110,6 +114,27 @@ def table(runs):
         for lv in levels:
             cells.append(fmt([u["oneshot_accuracy"] for r in rs for u in r["uniform"] if u["level"] == lv]))
         out.append(f"| {name} | {len(rs)} | " + " | ".join(cells) + " |")
+    main_arm = "bits 2..6, scheduler on, IDM on"
+    base = {r["seed"]: {u["level"]: u["oneshot_accuracy"] for u in r["uniform"]} for r in groups.get(main_arm, [])}
+    out.append(f"\nEach arm minus the main arm ({main_arm}) of the same seed (same float model), points, "
+               "per seed then mean ± std:\n")
+    out.append("| arm | W3A3 | W4A4 |")
+    out.append("|---|---|---|")
+    for name, rs in sorted(groups.items()):
+        if name == main_arm:
+            continue
+        cells = []
+        for lv in ("W3A3", "W4A4"):
+            d = [(r["seed"], u["oneshot_accuracy"] - base[r["seed"]][lv]) for r in rs for u in r["uniform"]
+                 if u["level"] == lv and r["seed"] in base and lv in base[r["seed"]]]
+            d.sort()
+            if not d:
+                cells.append("-")
+                continue
+            vals = [100 * x for _, x in d]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(", ".join(f"s{k} {v:+.2f}" for (k, _), v in zip(d, vals)) + f": {statistics.mean(vals):+.2f} ± {sd:.2f}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
     print("\n".join(out))
 
 
