@@ -120,8 +120,8 @@ std::optional<int> parse(int argc, char** argv, Args& a) {
   p.option("--steps", a.steps, "T", "Adam steps per reconstruction unit (0: 100 quick; full 2000 ResNet, 800 MobileNet)", 0, 10000000);
   p.option("--calibration", a.calibration, "N", "calibration images (fixed set from the training split)", 1, 60000);
   p.option("--batch", a.batch, "N", "images per reconstruction step", 1, 60000);
-  p.option("--k-resnet", a.k_resnet, "K", "MRECG merges on the ResNet (4 adjacent pairs)", 0, 1000);
-  p.option("--k-mobilenet", a.k_mobilenet, "K", "MRECG merges on the MobileNet (7 adjacent pairs)", 0, 1000);
+  p.option("--k-resnet", a.k_resnet, "K", "MRECG merges on the ResNet (of its 4 adjacent pairs)", 0, 4);
+  p.option("--k-mobilenet", a.k_mobilenet, "K", "MRECG merges on the MobileNet (of its 7 adjacent pairs)", 0, 7);
   p.option("--lr-scale", a.lr_scale, "X",
            "multiplies both learning rates (V 1e-3, scales 4e-5); 0: 20000 / steps, the official 20000 steps' "
            "total movement", 0.0, 1e6);
