@@ -108,7 +108,8 @@ std::optional<int> parse(int argc, char** argv, Args& a) {
                 "Post-training quantization of a small ResNet and MobileNetV2 on Fashion-MNIST: RTN, AdaRound, BRECQ,\n"
                 "QDrop and MRECG's module-capacity merging (data-dependent and data-free) with random merges as control.");
   p.flag("--quick", a.full, "short float training, 100 steps per unit, 2000 test images (the default)", false);
-  p.flag("--full", a.full, "the docs' run: longer float training, 2000 steps per unit, all 10000 test images");
+  p.flag("--full", a.full,
+         "longer float training, 2000 (ResNet) / 800 (MobileNet) steps per unit, all 10000 test images");
   p.option("--nets", a.nets, "LIST", "networks, of resnet,mobilenet");
   p.option("--bits", a.bits, "LIST", "bit settings WxAy (first conv, FC, image and FC input stay at 8 bits)");
   p.option("--methods", a.methods, "LIST",
@@ -116,11 +117,11 @@ std::optional<int> parse(int argc, char** argv, Args& a) {
            "mrecg_df_qdrop,random_qdrop");
   p.option("--seed", a.seed, "S", "mini-batch order, QDrop masks and random merges (the float model and the "
            "calibration set are fixed)");
-  p.option("--steps", a.steps, "T", "Adam steps per reconstruction unit (0: 100 quick, 2000 full)", 0, 10000000);
+  p.option("--steps", a.steps, "T", "Adam steps per reconstruction unit (0: 100 quick; full 2000 ResNet, 800 MobileNet)", 0, 10000000);
   p.option("--calibration", a.calibration, "N", "calibration images (fixed set from the training split)", 1, 60000);
   p.option("--batch", a.batch, "N", "images per reconstruction step", 1, 60000);
-  p.option("--k-resnet", a.k_resnet, "K", "MRECG merges on the ResNet (4 adjacent pairs)", 0, 1000);
-  p.option("--k-mobilenet", a.k_mobilenet, "K", "MRECG merges on the MobileNet (7 adjacent pairs)", 0, 1000);
+  p.option("--k-resnet", a.k_resnet, "K", "MRECG merges on the ResNet (of its 4 adjacent pairs)", 0, 4);
+  p.option("--k-mobilenet", a.k_mobilenet, "K", "MRECG merges on the MobileNet (of its 7 adjacent pairs)", 0, 7);
   p.option("--lr-scale", a.lr_scale, "X",
            "multiplies both learning rates (V 1e-3, scales 4e-5); 0: 20000 / steps, the official 20000 steps' "
            "total movement", 0.0, 1e6);
@@ -186,8 +187,19 @@ struct Experiment {
   Args args;
   mixq::io::FashionMnist data;
   nn::Tensor calibration;
-  Index steps = 0, test_limit = 0;
-  float lr_scale = 1.f;
+  Index test_limit = 0;
+
+  // Steps per unit of `net`: --steps, else 100 (quick) or 2000 / 800 (full: about 30 CPU-minutes per network and
+  // seed on this machine; MobileNet's depthwise convolutions make its steps slower).
+  Index steps(const std::string& net) const {
+    if (args.steps > 0) return args.steps;
+    if (!args.full) return 100;
+    return net == "mobilenet" ? 800 : 2000;
+  }
+  // Both learning rates are multiplied by this: --lr-scale, else 20000 / steps (the official runs' total movement).
+  float lr_scale(const std::string& net) const {
+    return args.lr_scale > 0 ? args.lr_scale : 20000.f / static_cast<float>(steps(net));
+  }
   nlohmann::json nets = nlohmann::json::array();
 
   std::unique_ptr<nn::Sequential> float_model(const std::string& net, double& accuracy, double& seconds) {
@@ -225,11 +237,11 @@ struct Experiment {
 
   ptq::ReconstructionOptions options(const std::string& net, const std::string& host) const {
     ptq::ReconstructionOptions o;
-    o.steps = steps;
+    o.steps = steps(net);
     o.batch_size = args.batch;
     o.lambda = net == "mobilenet" ? 0.1f : 0.01f;
-    o.weight_lr = 1e-3f * lr_scale;
-    o.scale_lr = 4e-5f * lr_scale;
+    o.weight_lr = 1e-3f * lr_scale(net);
+    o.scale_lr = 4e-5f * lr_scale(net);
     o.seed = args.seed;
     if (host == "adaround") {
       o.granularity = ptq::Granularity::layer;
@@ -245,7 +257,8 @@ struct Experiment {
     double float_acc = 0, float_seconds = 0;
     auto model = float_model(net, float_acc, float_seconds);
     const Index k = net == "resnet" ? args.k_resnet : args.k_mobilenet;
-    nlohmann::json jnet{{"net", net}, {"float_accuracy", float_acc}, {"float_seconds", float_seconds}, {"k", k}};
+    nlohmann::json jnet{{"net", net},         {"float_accuracy", float_acc}, {"float_seconds", float_seconds},
+                        {"k", k},             {"steps", steps(net)},         {"lr_scale", lr_scale(net)}};
     std::printf("%s: float accuracy %.2f %% (%.0f s)\n", net.c_str(), 100 * float_acc, float_seconds);
     nlohmann::json settings = nlohmann::json::array();
     for (const Setting& st : parse_settings(args.bits)) {
@@ -356,17 +369,16 @@ int main(int argc, char** argv) {
     nn::set_num_threads(args.threads);
     Experiment ex;
     ex.args = args;
-    ex.steps = args.steps > 0 ? args.steps : (args.full ? 2000 : 100);
     ex.test_limit = args.test_limit >= 0 ? args.test_limit : (args.full ? 10000 : 2000);
-    ex.lr_scale = args.lr_scale > 0 ? args.lr_scale : 20000.f / static_cast<float>(ex.steps);
     if (args.batch > args.calibration)
       mixq::detail::fail("--batch ", args.batch, " is larger than the calibration set (--calibration ",
                          args.calibration, ")");
     ex.data = mixq::io::load_fashion_mnist(args.data);
-    ex.calibration = ptq::image_tensor(ex.data.train, ptq::calibration_indices(ex.data.train.size(), args.calibration, 2023));
-    std::printf("ptq_fashion_mnist (%s): steps %td per unit, batch %td, %td calibration images, lr scale %g, "
-                "test images %td, seed %llu, threads %d\n",
-                args.full ? "full" : "quick", ex.steps, args.batch, args.calibration, static_cast<double>(ex.lr_scale),
+    ex.calibration = ptq::image_tensor(
+        ex.data.train, ptq::calibration_indices(ex.data.train.size(), args.calibration, 2023));
+    std::printf("ptq_fashion_mnist (%s): steps per unit %td (ResNet) / %td (MobileNet), lr scale 20000 / steps "
+                "unless --lr-scale, batch %td, %td calibration images, test images %td, seed %llu, threads %d\n",
+                args.full ? "full" : "quick", ex.steps("resnet"), ex.steps("mobilenet"), args.batch, args.calibration,
                 ex.test_limit > 0 ? ex.test_limit : ex.data.test.size(), static_cast<unsigned long long>(args.seed),
                 args.threads);
     for (const std::string& net : split(args.nets)) ex.run_net(net);
@@ -376,10 +388,8 @@ int main(int argc, char** argv) {
       nlohmann::json j{{"program", "ptq_fashion_mnist"},
                        {"mode", args.full ? "full" : "quick"},
                        {"seed", args.seed},
-                       {"steps", ex.steps},
                        {"batch", args.batch},
                        {"calibration_images", args.calibration},
-                       {"lr_scale", ex.lr_scale},
                        {"test_images", ex.test_limit > 0 ? ex.test_limit : ex.data.test.size()},
                        {"differential", args.differential},
                        {"alpha_stride2", args.alpha_stride2},

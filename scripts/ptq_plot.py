@@ -72,7 +72,8 @@ def main(out, files):
             bx.set_ylabel("rel. |dMC|", fontsize=7)
             bx.legend(fontsize=6)
     seeds = ", ".join(str(r["seed"]) for r in runs)
-    fig.suptitle(f"ptq_fashion_mnist ({runs[0]['mode']}, {runs[0]['steps']} steps per unit, seeds {seeds})",
+    steps = ", ".join(f"{n['net']} {n.get('steps', runs[0].get('steps'))}" for n in runs[0]["nets"])
+    fig.suptitle(f"ptq_fashion_mnist ({runs[0]['mode']}, steps per unit: {steps}; seeds {seeds})",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -41,8 +41,9 @@ def main(files):
     seeds = [r["seed"] for r in runs]
     first = runs[0]
     walls = ", ".join("%.0f" % r["wall_seconds"] for r in runs)
-    print(f"seeds {seeds}; mode {first['mode']}, {first['steps']} steps per unit, batch {first['batch']}, "
-          f"{first['calibration_images']} calibration images, lr scale {first['lr_scale']:g}, "
+    steps = ", ".join(f"{n['net']} {n.get('steps', first.get('steps'))}" for n in first["nets"])
+    print(f"seeds {seeds}; mode {first['mode']}, steps per unit {steps}, batch {first['batch']}, "
+          f"{first['calibration_images']} calibration images, lr scale 20000 / steps, "
           f"{first['test_images']} test images; wall {walls} s\n")
     nets = [n["net"] for n in first["nets"]]
     for net in nets:
@@ -81,6 +82,44 @@ def main(files):
                 print(f"| {m} | {b} | {fmt([x['sign_changes'] for x in o], 1, 1)} | "
                       f"{fmt([x['total_drop'] for x in o], 1, 2)} | {fmt([x['max_loss'] for x in o], 1, 2)} | "
                       f"{fmt([r['unit_losses'][-1] for r in rs], 1, 3)} | {fmt([r['seconds'] for r in rs], 1, 1)} |")
+        print()
+        # paired differences (same seed), in accuracy points, for the claims
+        pairs = [("adaround", "rtn"), ("brecq", "adaround"), ("qdrop", "brecq"),
+                 ("mrecg_dd_brecq", "brecq"), ("mrecg_df_brecq", "brecq"), ("random_brecq", "brecq"),
+                 ("mrecg_dd_brecq", "random_brecq"), ("mrecg_df_brecq", "random_brecq"),
+                 ("mrecg_dd_qdrop", "qdrop"), ("mrecg_df_qdrop", "qdrop"), ("random_qdrop", "qdrop"),
+                 ("mrecg_dd_qdrop", "random_qdrop"), ("mrecg_df_qdrop", "random_qdrop")]
+        print("| paired difference (points) | " + " | ".join(settings) + " |")
+        print("|---|" + "---|" * len(settings))
+        for a_, b_ in pairs:
+            cells = []
+            for bits in settings:
+                d = []
+                for p in per:
+                    s = next(s for s in p["settings"] if s["bits"] == bits)
+                    ra = next((r for r in s["runs"] if r["method"] == a_), None)
+                    rb = next((r for r in s["runs"] if r["method"] == b_), None)
+                    if ra is not None and rb is not None:
+                        d.append(ra["accuracy"] - rb["accuracy"])
+                cells.append(fmt(d, 100.0, 2))
+            print(f"| {a_} - {b_} | " + " | ".join(cells) + " |")
+        print()
+        # oscillation of the relative losses (loss / energy of each unit's float output)
+        print("| relative loss oscillation: sign changes / total drop | " + " | ".join(settings) + " |")
+        print("|---|" + "---|" * len(settings))
+        for m in ["rtn", "brecq", "mrecg_dd_brecq", "mrecg_df_brecq", "random_brecq", "qdrop", "mrecg_dd_qdrop",
+                  "mrecg_df_qdrop", "random_qdrop"]:
+            cells = []
+            for bits in settings:
+                sc, td = [], []
+                for p in per:
+                    s = next(s for s in p["settings"] if s["bits"] == bits)
+                    r = next((r for r in s["runs"] if r["method"] == m), None)
+                    if r is not None and "oscillation_relative" in r:
+                        sc.append(r["oscillation_relative"]["sign_changes"])
+                        td.append(r["oscillation_relative"]["total_drop"])
+                cells.append(f"{fmt(sc, 1, 1)} / {fmt(td, 1, 3)}")
+            print(f"| {m} | " + " | ".join(cells) + " |")
         print()
         # correlation of |dL| of BRECQ / QDrop with the differentials, and the merges
         print("| bits | corr(abs dL BRECQ, D_DD) | corr(abs dL BRECQ, D_DF) | corr(abs dL QDrop, D_DD) | "

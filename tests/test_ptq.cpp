@@ -387,6 +387,15 @@ TEST(PtqReconstruction, BlockReconstructionLowersTheBlockErrorBelowRtn) {
   ASSERT_EQ(rep2.units.size(), 3u);
   EXPECT_EQ(rep2.units[1].name, "stage1+stage2");
   EXPECT_LT(rep2.units[1].final_loss, rep2.units[1].rtn_loss);
+  // BRECQ's Fisher weighting and QDrop run and beat RTN on every unit too
+  ptq::PtqNetwork q4(*model, {2, 4, 8});
+  ptq::calibrate_rtn(q4, x, 32);
+  o.fisher = true;
+  o.keep_probability = 0.5f;
+  const auto rep4 = ptq::reconstruct(q4, fp, x, ptq::single_units(q4.units()), o);
+  for (const auto& u : rep4.units) EXPECT_LT(u.final_loss, u.rtn_loss) << u.name;
+  o.fisher = false;
+  o.keep_probability = 1.f;
   ptq::PtqNetwork q3(*model, {2, 4, 8});
   ptq::calibrate_rtn(q3, x, 32);
   o.granularity = ptq::Granularity::layer;
