@@ -18,6 +18,8 @@
 #include "mixq/error.hpp"
 #include "mixq/nn/tensor.hpp"
 #include "mixq/nn/module.hpp"
+#include "mixq/nn/gemm.hpp"
+#include "mixq/nn/conv.hpp"
 #include "mixq/nn/layers.hpp"
 #include "mixq/nn/batchnorm.hpp"
 #include "mixq/nn/quant_layers.hpp"

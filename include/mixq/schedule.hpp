@@ -19,3 +19,4 @@
 #include "mixq/schedule/oneshot.hpp"
 #include "mixq/schedule/oneshot_search.hpp"
 #include "mixq/schedule/oneshot_report.hpp"
+#include "mixq/schedule/width_study.hpp"
