@@ -429,11 +429,17 @@ depthwise_conv_layer and linear_layer; a layer table is a list of Layer.)doc")
   m.def("size_at_bits", &ms::size_at_bits, "table"_a, "weight_bits"_a,
         "Model size in bits with searchable layers at weight_bits and fixed layers at their fixed_bits.");
   py::class_<ms::WidthAlignment>(m, "WidthAlignment", "Result of align_width.")
-      .def_readonly("multiplier", &ms::WidthAlignment::multiplier, "The largest width multiplier that fits (to 1e-9 relative).")
-      .def_readonly("table", &ms::WidthAlignment::table, "The widened layer table.")
-      .def_readonly("size_bits", &ms::WidthAlignment::size_bits, "Its size in bits at weight_bits.");
+      .def_readonly("multiplier", &ms::WidthAlignment::multiplier,
+                    "The largest width multiplier (a double, exactly) whose widened table fits the target.")
+      .def_readonly("table", &ms::WidthAlignment::table, "The widened layer table at multiplier.")
+      .def_readonly("size_bits", &ms::WidthAlignment::size_bits, "Its size in bits at weight_bits (<= the target).")
+      .def_readonly("next_multiplier", &ms::WidthAlignment::next_multiplier,
+                    "The next double up: the smallest multiplier whose table does not fit.")
+      .def_readonly("next_size_bits", &ms::WidthAlignment::next_size_bits, "The size there (> the target).");
   m.def("align_width", &ms::align_width, "table"_a, "weight_bits"_a, "target_size_bits"_a, "divisor"_a = 8,
-        "The largest width multiplier whose widened table at weight_bits fits target_size_bits (Chin et al. 2020).");
+        "The largest width multiplier whose widened table at weight_bits (1..8; fixed layers at their fixed bits) fits\n"
+        "target_size_bits, exactly: a bisection over the doubles, about 64 size evaluations (Chin et al. 2020).\n"
+        "ValueError for weight_bits outside 1..8, divisor <= 0, target <= 0 or below the narrowest table's size.");
 
   // ---- objectives ---------------------------------------------------------------------------------------------
   py::class_<ms::BitPair>(m, "BitPair", "A (weight, activation) bit-width option.")
